@@ -1,0 +1,1 @@
+"""Thin command-line tools, one per recipe job: ``python -m espnet_hubert_ae.bin.<tool>``."""

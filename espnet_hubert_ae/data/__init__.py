@@ -1,0 +1,1 @@
+"""Corpora as Kaldi-style data directories: reading, writing, validating, preparing."""

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Stage 1: data directories for the chosen corpus (built-in: generated; librispeech: db.sh paths).
+set -euo pipefail
+
+### options
+data=builtin         # builtin or librispeech
+datadir=data         # where the data directories go
+seed=1               # random seed (built-in corpus)
+nj=2                 # parallel worker processes
+builtin_minutes=30   # built-in corpus: minutes of audio in train_pretrain
+pretrain_sets=train-clean-100  # librispeech: training splits for pretraining
+librilight_unlab=    # librispeech: Libri-light unlabelled subset (small, medium or large)
+### end options
+
+. ./local/parse_options.sh
+. ./cmd.sh
+. ./db.sh
+
+args=(--data "${data}" --datadir "${datadir}" --seed "${seed}" --nj "${nj}")
+if [ "${data}" = builtin ]; then
+    args+=(--minutes "${builtin_minutes}" --audio_dir "${datadir}/builtin_audio")
+else
+    if [ -z "${LIBRISPEECH}" ]; then
+        echo "$0: --data librispeech needs LIBRISPEECH set in db.sh (the folder with train-clean-100/, dev-clean/, ...)" >&2
+        exit 2
+    fi
+    # shellcheck disable=SC2086
+    args+=(--librispeech "${LIBRISPEECH}" --pretrain_splits ${pretrain_sets})
+    [ -n "${LIBRILIGHT_LIMITED}" ] && args+=(--librilight_limited "${LIBRILIGHT_LIMITED}")
+    if [ -n "${librilight_unlab}" ]; then
+        if [ -z "${LIBRILIGHT_UNLAB}" ]; then
+            echo "$0: --librilight_unlab ${librilight_unlab} needs LIBRILIGHT_UNLAB set in db.sh" >&2
+            exit 2
+        fi
+        args+=(--librilight_unlab "${LIBRILIGHT_UNLAB}" --unlab_subset "${librilight_unlab}")
+    fi
+fi
+mkdir -p "${datadir}/log"
+${cpu_cmd:-local/run_job.sh} --num_threads 1 "${datadir}/log/prepare_data.log" \
+    python -m espnet_hubert_ae.bin.prepare_data "${args[@]}"
