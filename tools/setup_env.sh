@@ -53,6 +53,18 @@ fi
 # direct-URL extra declared by one of espnet's dependencies.
 log "installing the project and its pinned stack (first time: several minutes, ~7 GB)"
 "${venv}/bin/python" -m pip install --disable-pip-version-check -q -e "${root}[test]"
+# ESPnet imports g2p_en, which tries to download two NLTK resources at import time and prints
+# errors without a network. The recipe never uses g2p: empty placeholders in the venv's
+# nltk_data stop the attempt. (Delete .venv/nltk_data to let g2p_en fetch the real ones.)
+"${venv}/bin/python" - <<'PY'
+import sys, zipfile
+from pathlib import Path
+for name in ("taggers/averaged_perceptron_tagger_eng.zip", "corpora/cmudict.zip"):
+    path = Path(sys.prefix) / "nltk_data" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        zipfile.ZipFile(path, "w").close()
+PY
 "${venv}/bin/python" -c "import espnet2, s3prl, torchaudio, faiss" \
     || { echo "ERROR: the installed environment does not import; see the pip output above." >&2; exit 1; }
 echo "${want}" > "${stamp}"

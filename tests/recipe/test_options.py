@@ -1,0 +1,77 @@
+"""The recipe's option parser (local/parse_options.sh) as users meet it through run.sh."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+
+def make_script(tmp_path, recipe_dir):
+    """A tiny recipe script with an options block that prints the parsed values."""
+    script = tmp_path / "script.sh"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            #!/usr/bin/env bash
+            set -euo pipefail
+            ### options
+            # Group one
+            stage=1          # first stage
+            stop_stage=10    # last stage
+            foo_bar="a b"    # a value with a space
+            empty=           # empty by default
+            ### end options
+            . {recipe_dir}/local/parse_options.sh
+            echo "stage=$stage stop_stage=$stop_stage foo_bar=$foo_bar empty=$empty rest=$*"
+            """
+        )
+    )
+    script.chmod(0o755)
+    return script
+
+
+def run(script, *args):
+    return subprocess.run([str(script), *args], capture_output=True, text=True)
+
+
+def test_defaults_and_overrides(tmp_path, recipe_dir):
+    script = make_script(tmp_path, recipe_dir)
+    assert run(script).stdout.strip() == "stage=1 stop_stage=10 foo_bar=a b empty= rest="
+    out = run(script, "--stage", "5", "--stop-stage=7", "--foo_bar", "x y", "--empty", "z", "pos").stdout
+    assert out.strip() == "stage=5 stop_stage=7 foo_bar=x y empty=z rest=pos"
+
+
+@pytest.mark.parametrize("option", ["--nope", "--PATH", "--HOME"])
+def test_unknown_option_fails(tmp_path, recipe_dir, option):
+    result = run(make_script(tmp_path, recipe_dir), option, "1")
+    assert result.returncode == 2
+    assert f"unknown option {option}" in result.stderr
+
+
+def test_missing_value_fails(tmp_path, recipe_dir):
+    result = run(make_script(tmp_path, recipe_dir), "--stage")
+    assert result.returncode == 2
+    assert "needs a value" in result.stderr
+
+
+def test_help_lists_every_option_with_default(tmp_path, recipe_dir):
+    result = run(make_script(tmp_path, recipe_dir), "--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert any("--stage" in l and "first stage" in l and "[1]" in l for l in lines)
+    assert any("--foo_bar" in l and "[a b]" in l for l in lines)
+    assert any("--empty" in l and "[]" in l for l in lines)
+    assert "Group one" in result.stdout
+
+
+def test_run_sh_help_and_bad_values(recipe_dir):
+    result = subprocess.run(["./run.sh", "--help"], cwd=recipe_dir, capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("stage", "stop_stage", "strategy", "data", "ngpu", "nj"):
+        assert f"--{option} " in result.stdout
+    bad = subprocess.run(["./run.sh", "--data", "timit"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--data must be builtin or librispeech" in bad.stderr
+    bad = subprocess.run(["./run.sh", "--nj", "two"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--nj must be a non-negative integer" in bad.stderr
