@@ -1,0 +1,39 @@
+"""Benchmarks: ``python -m espnet_hubert_ae.bench <name> [options]`` (``--help`` per benchmark).
+
+Each benchmark prints its figures, the last line being JSON. To add one, add a line to
+BENCHMARKS naming the module whose ``main(argv)`` runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "kmeans": ("espnet_hubert_ae.bench.kmeans", "project k-means vs the sklearn reference; memory bound"),
+    "features": ("espnet_hubert_ae.bench.features", "early-exit layer features vs a full forward pass"),
+    "train-step": ("espnet_hubert_ae.bench.train_step", "training throughput: project path vs a bare loop"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m espnet_hubert_ae.bench <benchmark> [options]", "", "benchmarks:"]
+    lines += [f"  {name:12s} {about}" for name, (_, about) in BENCHMARKS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in BENCHMARKS:
+        print(f"unknown benchmark {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[name][0])
+    return module.main(rest) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,2 @@
+"""ESPnet HuBERT pretraining checkpoints: loading, frame arithmetic, hidden states (``hubert``),
+and seeded random checkpoints for tests and benchmarks (``factory``)."""

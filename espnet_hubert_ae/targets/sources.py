@@ -1,0 +1,163 @@
+"""What targets are clustered from: MFCC, or one layer of one pretraining checkpoint.
+
+A source knows its name (part of every artefact name, so runs that differ in layer, checkpoint
+or K never share a directory) and how to turn a batch of utterances into feature matrices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+
+from espnet_hubert_ae.targets.mfcc import MFCC_DIM, MFCC_FRAME_RATE, mfcc_features, mfcc_frame_count
+
+
+class TargetError(ValueError):
+    """Bad input to target making: features, labels, sets or options that cannot be used."""
+
+
+_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def safe_tag(text: str) -> str:
+    """``text`` reduced to characters that are safe in file names and ESPnet experiment tags."""
+    tag = _TAG_CHARS.sub("-", text).strip("-")
+    if not tag:
+        raise TargetError(f"cannot make a tag of {text!r}")
+    return tag
+
+
+@dataclasses.dataclass(frozen=True)
+class MFCC:
+    """HuBERT's first-iteration features (39-d, 100 Hz; labels are halved to 50 Hz)."""
+
+    frame_rate: int = MFCC_FRAME_RATE
+    label_step: int = 2  # take every second 100 Hz label to get the model's 50 Hz
+
+    @property
+    def name(self) -> str:
+        return "mfcc"
+
+    def describe(self) -> dict:
+        return {"kind": "mfcc", "dim": MFCC_DIM, "frame_rate": self.frame_rate}
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """Hidden state ``layer`` (project layer index convention) of a pretraining checkpoint.
+
+    ``tag`` names the checkpoint in artefact names (e.g. ``progressive_p1``); by default it is
+    the checkpoint's directory name. ``config`` defaults to ``config.yaml`` beside it.
+    """
+
+    checkpoint: Path
+    layer: int
+    tag: str | None = None
+    config: Path | None = None
+    frame_rate: int = dataclasses.field(default=50, init=False)
+    label_step: int = dataclasses.field(default=1, init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "checkpoint", Path(self.checkpoint))
+        object.__setattr__(self, "layer", int(self.layer))
+        if self.config is not None:
+            object.__setattr__(self, "config", Path(self.config))
+
+    @property
+    def checkpoint_tag(self) -> str:
+        return safe_tag(self.tag or self.checkpoint.resolve().parent.name)
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer}-{self.checkpoint_tag}"
+
+    def describe(self) -> dict:
+        stat = self.checkpoint.stat() if self.checkpoint.is_file() else None
+        return {
+            "kind": "layer",
+            "layer": self.layer,
+            "checkpoint": str(self.checkpoint.resolve()),
+            "checkpoint_tag": self.checkpoint_tag,
+            # Identifies the checkpoint's contents cheaply, so cached features of a
+            # retrained checkpoint are recognised as stale.
+            "checkpoint_size": stat.st_size if stat else None,
+            "checkpoint_mtime_ns": stat.st_mtime_ns if stat else None,
+        }
+
+
+TargetSource = Union[MFCC, Layer]
+
+
+def target_tag(strategy: str, phase: int, source: TargetSource, k: int) -> str:
+    """Name of a label set: strategy, phase, source (mfcc or layer+checkpoint) and K.
+
+    ``target_tag("progressive", 1, MFCC(), 100) == "progressive_p1_mfcc_k100"``;
+    ``target_tag("progressive", 2, Layer(ckpt, 6, "progressive_p1"), 500) ==
+    "progressive_p2_L6-progressive_p1_k500"``.
+    """
+    return f"{safe_tag(strategy)}_p{int(phase)}_{source.name}_k{int(k)}"
+
+
+class FeatureExtractor:
+    """Turns utterance waveforms into feature matrices for one source.
+
+    A layer source's checkpoint is loaded on first use and then kept, so one extractor can
+    serve every set without loading anything when all their features are already dumped.
+    """
+
+    def __init__(self, source: TargetSource, device: str = "cpu"):
+        self.source = source
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None and isinstance(self.source, Layer):
+            from espnet_hubert_ae.model.hubert import CheckpointError, load_pretrain_model, num_layers
+
+            model, _ = load_pretrain_model(self.source.checkpoint, self.source.config, device=self.device)
+            top = num_layers(model)
+            if not 0 <= self.source.layer <= top:
+                raise CheckpointError(
+                    f"layer {self.source.layer} is out of range for {self.source.checkpoint}: it has layers 0..{top}"
+                )
+            self._model = model
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if not isinstance(self.source, Layer):
+            return MFCC_DIM
+        from espnet_hubert_ae.model.hubert import wav2vec2_of
+
+        return int(wav2vec2_of(self.model).encoder.transformer.pos_conv_embed.embed_dim)
+
+    def frame_count(self, num_samples: int) -> int:
+        if not isinstance(self.source, Layer):
+            return mfcc_frame_count(num_samples)
+        from espnet_hubert_ae.model.hubert import conv_frame_count, conv_layers_of
+
+        return conv_frame_count(num_samples, conv_layers_of(self.model))
+
+    def __call__(self, waveforms: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
+        """Feature matrices ``(frames, dim)`` float32, one per waveform, in order."""
+        if not isinstance(self.source, Layer):
+            for wav in waveforms:
+                yield mfcc_features(wav)
+            return
+        import torch
+
+        from espnet_hubert_ae.model.hubert import hidden_states
+
+        lengths = torch.tensor([len(w) for w in waveforms])
+        batch = torch.zeros(len(waveforms), int(lengths.max()))
+        for i, wav in enumerate(waveforms):
+            batch[i, : len(wav)] = torch.from_numpy(np.asarray(wav, dtype=np.float32))
+        states, frame_lengths = hidden_states(self.model, batch, lengths, upto_layer=self.source.layer)
+        chosen = states[self.source.layer].float().cpu().numpy()
+        for i, n in enumerate(frame_lengths.tolist()):
+            yield np.ascontiguousarray(chosen[i, :n])
