@@ -1,0 +1,97 @@
+"""Stage 5: run every phase of a pretraining schedule (targets, then ESPnet HuBERT training).
+
+    python -m espnet_hubert_ae.bin.pretrain --strategy progressive --model tiny \\
+        --datadir dump/raw --train_set train_pretrain --valid_set dev_clean --pretrain_steps 120
+
+``--strategy`` is a preset of conf/strategy/ (baseline, warmstart, height, progressive) or a
+schedule YAML; ``--model`` a config of conf/model/ (tiny, base, large) or a YAML. Outputs go to
+``exp/pretrain/<strategy>_<model>[_<steps>]/`` (see ``espnet_hubert_ae.pretrain.runner``).
+Rerunning the same command after an interruption resumes: finished phases are skipped and the
+phase in progress continues from its last checkpoint.
+
+Distributed training
+--------------------
+One node, several GPUs: ESPnet's own DDP (one process per GPU, spawned by ESPnet)::
+
+    python -m espnet_hubert_ae.bin.pretrain ... --ngpu 4
+
+Several nodes with torchrun (one worker process per GPU; run the same command on every node,
+or let SLURM do it)::
+
+    python -m espnet_hubert_ae.bin.pretrain ... --ngpu 1 \\
+        --launcher "torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500" \\
+        -- --multiprocessing_distributed false
+
+Several nodes under SLURM (inside an allocation; torchrun started once per node by srun)::
+
+    python -m espnet_hubert_ae.bin.pretrain ... --ngpu 1 \\
+        --launcher "srun --ntasks-per-node 1 torchrun --nnodes $SLURM_NNODES --nproc_per_node 8 \\
+                    --rdzv_backend c10d --rdzv_endpoint $(hostname):29500" \\
+        -- --multiprocessing_distributed false
+
+CPU processes (for tests; gloo backend)::
+
+    python -m espnet_hubert_ae.bin.pretrain ... --ngpu 0 --launcher "torchrun --nproc_per_node 2" \\
+        -- --multiprocessing_distributed false --dist_backend gloo
+
+Options after ``--`` go to ESPnet's trainer unchanged. The targets of each phase (features,
+k-means) run in this process, before the training launch. In distributed runs the ranks
+compare their weights at the end of every phase (``phase<N>/ddp_weights.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--strategy", required=True, help="preset name in conf/strategy/ or a schedule YAML")
+    p.add_argument("--model", default="tiny", help="model config in conf/model/ or a YAML")
+    p.add_argument("--datadir", type=Path, default=Path("dump/raw"), help="directory holding the data sets")
+    p.add_argument("--train_set", default="train_pretrain")
+    p.add_argument("--valid_set", default="dev_clean")
+    p.add_argument("--exp_root", type=Path, default=Path("exp/pretrain"))
+    p.add_argument("--targets_root", type=Path, default=Path("dump/targets"), help="where labels and features go")
+    p.add_argument("--pretrain_steps", type=int, default=None, help="total steps; phases scale proportionally")
+    p.add_argument("--checkpoint_interval", type=int, default=None,
+                   help="steps between resumable checkpoints (default: the model config's num_iters_per_epoch)")
+    p.add_argument("--ngpu", type=int, default=0)
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs for features")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--kmeans_portion", type=float, default=0.1, help="portion of the training set k-means fits on")
+    p.add_argument("--launcher", default=None, help="command that launches training workers, e.g. torchrun ...")
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then options passed to ESPnet's trainer")
+    return p
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    limit_threads()
+    from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, run_schedule
+
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    sets = {name: args.datadir / name for name in (args.train_set, args.valid_set)}
+    for name, path in sets.items():
+        if not (path / "wav.scp").is_file():
+            raise FileNotFoundError(f"data set {name}: {path}/wav.scp not found (run the earlier stages)")
+    job = PretrainJob(
+        strategy=args.strategy, model=args.model, sets=sets, train_set=args.train_set, valid_set=args.valid_set,
+        exp_root=args.exp_root, targets_root=args.targets_root, pretrain_steps=args.pretrain_steps,
+        ngpu=args.ngpu, nj=args.nj, seed=args.seed, kmeans_portion=args.kmeans_portion,
+        checkpoint_interval=args.checkpoint_interval, train_args=train_args, launcher=args.launcher,
+    )  # fmt: skip
+    try:
+        exp_dir = run_schedule(job)
+    except PretrainError as err:
+        raise ValueError(str(err)) from None
+    print(exp_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pretraining: schedules of phases, our ESPnet HuBERT task with schedule hooks, the phase runner."""

@@ -1,0 +1,144 @@
+"""The phase runner end to end on a tiny model: scratch then warm start with another K, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, run_schedule
+from espnet_hubert_ae.pretrain.schedule import load_schedule, lr_factor
+
+TWO_PHASES = {
+    "name": "twophase",
+    "lr": {"warmup": 2},
+    "phases": [
+        {"steps": 6, "targets": "mfcc", "k": 12, "snapshots": 2},
+        {"steps": 4, "targets": "top", "k": 16, "init": "continue"},
+    ],
+}
+
+
+def write_schedule(tmp_path: Path, schedule: dict) -> Path:
+    path = tmp_path / f"{schedule['name']}.yaml"
+    path.write_text(yaml.safe_dump(schedule))
+    return path
+
+
+def job_for(tmp_path: Path, sets: dict, strategy: Path, **kwargs) -> PretrainJob:
+    return PretrainJob(
+        strategy=str(strategy), model="tiny", sets=sets, train_set="train", valid_set="valid",
+        exp_root=tmp_path / "exp", targets_root=tmp_path / "targets", checkpoint_interval=3, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker):
+    strategy = write_schedule(tmp_path, TWO_PHASES)
+    exp_dir = run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
+    assert exp_dir.name == "twophase_tiny"
+    plan = load_schedule(strategy).plan(4)
+
+    checkpoints = json.loads((exp_dir / "checkpoints.json").read_text())
+    assert [(c["phase"], c["global_step"]) for c in checkpoints] == [(1, 3), (1, 6), (2, 10)]
+    assert all(Path(c["path"]).is_file() and Path(c["config"]).is_file() for c in checkpoints)
+
+    # The trained phase-2 model started from phase 1's final weights, label layers re-created.
+    phase1_final = torch.load(checkpoints[1]["path"], map_location="cpu")
+    start = json.loads((exp_dir / "phase2" / "phase_start.json").read_text())
+    sums = start["warm_start"]["carried_sums"]
+    assert len(sums) > 50
+    for name, total in sums.items():
+        assert total == pytest.approx(float(phase1_final[name].double().sum()), rel=1e-12, abs=1e-9), name
+    assert any("label_embeddings" in n for n in start["warm_start"]["reinitialised"])
+    assert start["warm_start"]["optimizer_states_carried"] > 0
+
+    # The learning rate continues the phase-1 curve: no reset, no second warm-up.
+    peak = 5e-4
+    assert start["first_lr"][0] == pytest.approx(peak * lr_factor(plan[1], 6))
+    assert lr_factor(plan[1], 6) == pytest.approx(lr_factor(plan[0], 6))
+    ckpt = torch.load(exp_dir / "phase2" / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert ckpt["schedulers"][0]["last_epoch"] == 10  # the global step at the end
+
+    summary = json.loads((exp_dir / "phase2" / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["global_steps"] == [6, 10]
+    assert summary["labels"]["k"] == 16 and summary["seconds"]["training"] > 0
+    assert {"train_loss", "train_acc_m", "valid_acc_m"} <= set(summary["final"])
+    assert not list((exp_dir / "phase1").glob("*epoch.pth"))  # ESPnet's copies are dropped
+
+    # Stock ESPnet loads the checkpoints (the model class is the stock one).
+    from espnet2.tasks.hubert import HubertTask
+
+    model, _ = HubertTask.build_model_from_file(checkpoints[2]["config"], checkpoints[2]["path"], "cpu")
+    assert type(model).__name__ == "TorchAudioHubertPretrainModel"
+
+    # A rerun finds every phase done and returns at once; another budget in the same dir is refused.
+    started = time.perf_counter()
+    run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
+    assert time.perf_counter() - started < 5
+    (exp_dir / "schedule.json").write_text(json.dumps({"phases": []}))
+    with pytest.raises(ValueError, match="another plan"):
+        run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
+
+
+@pytest.mark.slow
+def test_training_failure_names_the_phase_and_log(tmp_path, noise_sets, label_maker):
+    strategy = write_schedule(tmp_path, {**TWO_PHASES, "name": "broken"})
+    job = job_for(tmp_path, noise_sets, strategy, train_args=["--no_such_option", "1"])
+    with pytest.raises(PretrainError, match=r"phase 1: training failed .*train.log"):
+        run_schedule(job, make_labels=label_maker)
+
+
+RUN_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import random_labels
+from espnet_hubert_ae.pretrain.runner import PretrainJob, run_schedule
+job = PretrainJob(strategy={strategy!r}, model="tiny", sets={{"train": Path({train!r}), "valid": Path({valid!r})}},
+                  train_set="train", valid_set="valid", exp_root=Path({exp!r}), targets_root=Path({targets!r}),
+                  checkpoint_interval=4)
+run_schedule(job, make_labels=random_labels)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill(tmp_path, noise_sets):
+    schedule = {"name": "killed", "phases": [{"steps": 12, "targets": "mfcc", "k": 10, "snapshots": 3}]}
+    strategy = write_schedule(tmp_path, schedule)
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT.format(
+        tests=str(Path(__file__).resolve().parent), strategy=str(strategy), train=str(noise_sets["train"]),
+        valid=str(noise_sets["valid"]), exp=str(tmp_path / "exp"), targets=str(tmp_path / "targets"),
+    ))  # fmt: skip
+    phase_dir = tmp_path / "exp" / "killed_tiny" / "phase1"
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not (phase_dir / "checkpoint.pth").is_file():  # the first resumable checkpoint (step 4)
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already gone when the run failed early
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (phase_dir / ".done").exists()
+
+    subprocess.run([sys.executable, str(script)], check=True)
+    log = (phase_dir / "train.log").read_text()
+    assert "The training was resumed" in log
+    ckpt = torch.load(phase_dir / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert ckpt["schedulers"][0]["last_epoch"] == 12
+    assert (phase_dir / "killed_phase1_step0000012.pth").is_file()
+    assert json.loads((phase_dir / "summary.json").read_text())["global_steps"] == [0, 12]
