@@ -1,0 +1,85 @@
+"""PNG plots of layer curves (matplotlib, Agg backend: no display needed).
+
+- layer curves: one line per checkpoint, value against layer, for one measure;
+- heatmap: layer x pretraining step for one strategy and measure;
+- strategies side by side: one panel per strategy, its checkpoints' curves coloured by step.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+from espnet_hubert_ae.utils.fileio import atomic_open  # noqa: E402
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def plot_layer_curves(measure: str, curves: Mapping[str, Sequence[float]], path: str | os.PathLike) -> None:
+    """One line per checkpoint (label -> per-layer values)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, values in curves.items():
+        ax.plot(range(len(values)), values, marker="o", markersize=3, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer (0 = transformer input)")
+    ax.set_ylabel(measure)
+    ax.set_title(f"{measure} per layer")
+    ax.grid(alpha=0.3)
+    if len(curves) <= 12:
+        ax.legend(fontsize="small")
+    else:
+        ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+    _save(fig, path)
+
+
+def plot_heatmap(
+    measure: str, strategy: str, steps: Sequence[int], matrix: np.ndarray, path: str | os.PathLike
+) -> None:
+    """``matrix`` is (layers, checkpoints): column j belongs to pretraining step ``steps[j]``."""
+    matrix = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(steps) + 2.5), 4.2))
+    image = ax.imshow(matrix, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(steps)), [str(s) for s in steps], rotation=45, ha="right")
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("layer")
+    ax.set_title(f"{measure}: {strategy}")
+    fig.colorbar(image, ax=ax, label=measure)
+    _save(fig, path)
+
+
+def plot_strategies(
+    measure: str, by_strategy: Mapping[str, Sequence[tuple[int, Sequence[float]]]], path: str | os.PathLike
+) -> None:
+    """One panel per strategy; its (step, curve) pairs coloured from early (dark) to late (light)."""
+    names = list(by_strategy)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 1, 3.8), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes[0], names):
+        pairs = sorted(by_strategy[name], key=lambda pair: pair[0])
+        for i, (step, values) in enumerate(pairs):
+            colour = cmap(i / max(1, len(pairs) - 1))
+            ax.plot(range(len(values)), values, color=colour, marker="o", markersize=2, label=f"step {step}")
+        ax.set_title(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+        if len(pairs) <= 8:
+            ax.legend(fontsize="x-small")
+    axes[0][0].set_ylabel(measure)
+    fig.suptitle(f"{measure} across pretraining, by strategy")
+    _save(fig, path)

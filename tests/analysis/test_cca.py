@@ -1,0 +1,125 @@
+"""PWCCA and its protocol on views with known answers."""
+
+import numpy as np
+import pytest
+
+from espnet_hubert_ae.analysis import AnalysisError
+from espnet_hubert_ae.analysis.cca import (
+    CCAFitter,
+    CovStats,
+    FoldedStats,
+    evaluate_pwcca,
+    protocol_pwcca,
+    pwcca,
+    stratified_folds,
+    trial_folds,
+)
+
+# Tolerances: exact relations hold to rounding (1e-6); sampled ones to ~3 standard errors.
+EXACT = 1e-6
+NOISE = 0.05
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_view_with_itself_is_one(rng):
+    x = rng.normal(size=(2000, 16)) @ rng.normal(size=(16, 16)) + 5.0
+    assert pwcca(x, x) == pytest.approx(1.0, abs=EXACT)
+
+
+def test_invertible_linear_map_is_one(rng):
+    x = rng.normal(size=(2000, 12))
+    mixed = x @ rng.normal(size=(12, 12)) - 3.0
+    assert pwcca(x, mixed) == pytest.approx(1.0, abs=EXACT)
+    assert pwcca(mixed, x) == pytest.approx(1.0, abs=EXACT)
+
+
+def test_linear_map_into_a_larger_view_is_one(rng):
+    x = rng.normal(size=(3000, 8))
+    wide = np.hstack([x @ rng.normal(size=(8, 8)), rng.normal(size=(3000, 20))])
+    # weighted on the smaller view, which the larger one contains entirely
+    assert pwcca(x, wide) == pytest.approx(1.0, abs=EXACT)
+
+
+def test_independent_noise_is_near_zero(rng):
+    x, y = rng.normal(size=(20000, 10)), rng.normal(size=(20000, 5))
+    assert abs(pwcca(x, y)) < NOISE
+    labels = rng.integers(0, 5, size=len(x))
+    held_out = protocol_pwcca(x, y, labels)
+    assert abs(held_out.score) < NOISE
+    assert len(held_out.trial_scores) == 3 and held_out.num_instances == len(x)
+
+
+def test_known_correlation(rng):
+    # one shared latent with unit variance plus unit noise on each side: correlation 0.5
+    z = rng.normal(size=20000)
+    x = (z + rng.normal(size=20000))[:, None]
+    y = (z + rng.normal(size=20000))[:, None]
+    assert pwcca(x, y) == pytest.approx(0.5, abs=0.02)
+
+
+def test_one_hot_view_of_the_labels_a_layer_encodes(rng):
+    labels = rng.integers(0, 6, size=3000)
+    one_hot = np.eye(6)[labels]
+    layer = one_hot @ rng.normal(size=(6, 20)) + 0.05 * rng.normal(size=(3000, 20))
+    result = protocol_pwcca(layer, one_hot, labels)
+    assert result.score > 0.95
+    assert all(reg in (1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5) for reg in result.regularisers)
+
+
+def test_statistics_merge_like_the_concatenation(rng):
+    a, b = rng.normal(size=(50, 4)) + 100, rng.normal(size=(70, 4)) - 7
+    ya, yb = rng.normal(size=(50, 3)), rng.normal(size=(70, 3)) + 2
+    merged = CovStats.of(a, ya) + CovStats.of(b, yb)
+    direct = CovStats.of(np.vstack([a, b]), np.vstack([ya, yb]))
+    for got, want in zip(merged.covariances(), direct.covariances()):
+        np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_streamed_folds_match_in_memory_protocol(rng):
+    x = rng.normal(size=(600, 6))
+    y = x[:, :3] + rng.normal(size=(600, 3))
+    labels = rng.integers(0, 4, size=600)
+    folds = stratified_folds(labels, 10, seed=3)
+    streamed = FoldedStats(6, 3)
+    for i in range(0, 600, 7):  # rows arrive in small batches, folds interleaved
+        for fold in range(10):
+            rows = np.arange(i, min(i + 7, 600))
+            rows = rows[folds[rows] == fold]
+            streamed.add(fold, x[rows], y[rows])
+    from espnet_hubert_ae.analysis.cca import run_protocol
+
+    assert run_protocol(streamed).score == pytest.approx(protocol_pwcca(x, y, labels, seed=3).score, abs=1e-9)
+
+
+def test_folds_are_stratified_and_deterministic():
+    labels = np.repeat(["a", "b", "c"], [30, 20, 11])
+    folds = stratified_folds(labels, 10, seed=0)
+    np.testing.assert_array_equal(folds, stratified_folds(labels, 10, seed=0))
+    for label, count in (("a", 30), ("b", 20)):
+        assert np.bincount(folds[labels == label], minlength=10).tolist() == [count // 10] * 10
+    assert np.bincount(folds, minlength=10).max() - np.bincount(folds, minlength=10).min() <= 1
+
+
+def test_trials_test_and_tune_on_distinct_folds():
+    assert trial_folds(10, 3) == [(0, 1), (1, 2), (2, 3)]
+    with pytest.raises(AnalysisError, match="at least 3 folds"):
+        trial_folds(2, 1)
+
+
+def test_rank_deficient_views_are_handled(rng):
+    # a one-hot view is rank-deficient once centred; a duplicated column adds no dimension
+    labels = rng.integers(0, 3, size=500)
+    one_hot = np.eye(3)[labels]
+    x = np.hstack([one_hot @ rng.normal(size=(3, 2)), np.zeros((500, 1))]) + 0.1 * rng.normal(size=(500, 3))
+    fitter = CCAFitter(CovStats.of(x, one_hot))
+    score, rho, weights = evaluate_pwcca(fitter.fit(1e-8), CovStats.of(x, one_hot))
+    assert len(rho) == 2 and 0.9 < score <= 1.0 + EXACT
+
+
+def test_constant_view_fails_clearly(rng):
+    with pytest.raises(AnalysisError, match="constant"):
+        pwcca(rng.normal(size=(100, 3)), np.ones((100, 2)))
