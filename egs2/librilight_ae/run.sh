@@ -31,7 +31,25 @@ max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
 strategy=progressive # schedule: a preset in conf/strategy/ (baseline warmstart height progressive) or a YAML path
 model=tiny           # model config in conf/model/: tiny (CPU), base, large
-pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own)
+targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
+kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
+pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own; builtin: builtin_pretrain_steps)
+builtin_pretrain_steps=120  # built-in corpus: default budget when pretrain_steps is empty
+pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
+# Analysis
+analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)
+analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
+reference_strategy=baseline     # strategy whose final score defines steps-to-target
+analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
+# Downstream ASR (stages 8-9)
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of --strategy)
+superb_config=       # stage 8 template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
+superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
+finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
+finetune_config=     # stage 9 template (empty: conf/asr/finetune_tiny.yaml for builtin, conf/asr/finetune_<split>.yaml otherwise)
+reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
+asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
+asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
 
 . ./local/parse_options.sh
@@ -78,42 +96,133 @@ fi
 
 if run_stage 2; then
     log "Stage 2: check audio and filter by length -> ${dumpdir}/"
-    not_implemented 2 "format audio/filter"
+    # Decodes every file once; bad or out-of-range utterances are listed in <set>/excluded.tsv.
+    # shellcheck disable=SC2086
+    ${cpu_cmd} --num_threads "${nj}" "${dumpdir%/*}/log/format_data.log" \
+        python -m espnet_hubert_ae.bin.format_data --src "${datadir}" --dst "${dumpdir}" \
+            --sets ${pretrain_set} ${eval_sets} --optional_sets ${finetune_sets} \
+            --filter_sets "${pretrain_set}" --min_seconds "${min_seconds}" --max_seconds "${max_seconds}" --nj "${nj}"
+    grep -hE " (kept|WARNING) " "${dumpdir%/*}/log/format_data.log" >&2 || true
 fi
 
 if run_stage 3; then
     log "Stage 3: alignments for the analysis"
-    not_implemented 3 "alignments"
+    # builtin: checks the stage 1 CTMs; librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
+    # shellcheck disable=SC2086
+    ${cpu_cmd} --num_threads 1 "${dumpdir%/*}/log/prepare_alignments.log" \
+        python -m espnet_hubert_ae.bin.prepare_alignments --data "${data}" --datadir "${datadir}" \
+            --dumpdir "${dumpdir}" --sets ${eval_sets} --alignments "${LIBRISPEECH_ALIGNMENTS}"
+    grep -hE " (aligned|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
 fi
 
 if run_stage 4; then
-    log "Stage 4: initial targets (MFCC + k-means)"
-    not_implemented 4 "initial targets"
+    log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
+    [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
+    target_sets=
+    for s in ${pretrain_set} ${finetune_sets} ${eval_sets}; do
+        if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
+    done
+    model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
+    k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
+    for s in ${target_sets}; do  # MFCC of every set, one shard per job; shared by every phase-1 K
+        ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.${s}.JOB.log" \
+            python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --set "${s}" --source mfcc \
+                --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
+    done
+    targets_log=${targets_dir}/logs/make_targets.$(basename "${strategy%.y*ml}").p1.log
+    ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
+        python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
+            --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
+            --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}" \
+            --seed "${seed}" --nj "${nj}"
+    grep -E "PNMI|pipeline: targets|reusing" "${targets_log}" >&2 || true
 fi
 
 if run_stage 5; then
     log "Stage 5: pretraining with strategy '${strategy}'"
-    not_implemented 5 "pretraining"
+    steps=${pretrain_steps}
+    [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
+    run_tag=$(basename "${strategy%.y*ml}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
+    eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
+    log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
+    ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
+        python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
+            --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
+            --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
+            --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
 fi
 
 if run_stage 6; then
     log "Stage 6: register checkpoints as S3PRL upstreams"
-    not_implemented 6 "upstream registration"
+    # Cheap and idempotent, so no .done marker: a rerun adds checkpoints kept since the last one.
+    python -m espnet_hubert_ae.bin.upstreams register --expdir "${expdir}" --registry "${expdir}/upstreams.json"
+    python -m espnet_hubert_ae.bin.upstreams list --registry "${expdir}/upstreams.json"
 fi
 
 if run_stage 7; then
-    log "Stage 7: layerwise analysis"
-    not_implemented 7 "layerwise analysis"
+    log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set}"
+    analysis_dir=${expdir}/analysis/${analysis_set}
+    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked copy, if it carries the alignments
+    [ -f "${analysis_data}/phones.ctm" ] || analysis_data=${datadir}/${analysis_set}
+    read -r -a checkpoints <<< "${analysis_checkpoints}"
+    eval "extra_args=(${analysis_args})"
+    # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
+    [ "${data}" = builtin ] && extra_args=(--rare_phones drop "${extra_args[@]}")
+    device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
+    # Metrics already computed with the same settings are cached per checkpoint: a rerun only
+    # computes new checkpoints or changed settings, then redraws the table and plots.
+    log "  results, table and plots: ${analysis_dir}/ (log: ${analysis_dir}/analyse.log)"
+    ${gpu_cmd} --gpu "$((ngpu > 0 ? 1 : 0))" --num_threads "${nj}" "${analysis_dir}/analyse.log" \
+        python -m espnet_hubert_ae.bin.analyse --data "${analysis_data}" --outdir "${analysis_dir}" \
+            --registry "${expdir}/upstreams.json" --checkpoints "${checkpoints[@]}" \
+            --reference_strategy "${reference_strategy}" --seed "${seed}" --device "${device}" "${extra_args[@]}"
 fi
 
 if run_stage 8; then
-    log "Stage 8: SUPERB-style ASR"
-    not_implemented 8 "SUPERB-style ASR"
+    log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
+    config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
+    read -r -a upstreams <<< "${asr_upstreams:-}"
+    [ ${#upstreams[@]} -gt 0 ] || upstreams=("")
+    for upstream in "${upstreams[@]}"; do
+        which=(--strategy "${strategy}"); [ -n "${upstream}" ] && which=(--upstream "${upstream}")
+        tag=${upstream:-${strategy}}; tag=${tag%.pth}; tag=${tag//\//_}
+        log "  ${which[*]} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
+        ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
+            python -m espnet_hubert_ae.bin.superb_asr "${which[@]}" --config "${config}" \
+                --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
+                --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --exp_root "${expdir}/asr_superb" \
+                --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
+    done
 fi
 
 if run_stage 9; then
-    log "Stage 9: Libri-light fine-tuning"
-    not_implemented 9 "Libri-light fine-tuning"
+    log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
+    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || echo "${finetune_sets}")}
+    read -r -a upstreams <<< "${asr_upstreams:-}"
+    [ ${#upstreams[@]} -gt 0 ] || upstreams=("")
+    # One token list for every split: the characters of the largest one present.
+    token_set=; for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_set=${dumpdir}/${s}; break; }; done
+    for split in ${splits}; do
+        if [ ! -f "${dumpdir}/${split}/text" ]; then
+            echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
+                "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
+            exit 2
+        fi
+        config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
+        for upstream in "${upstreams[@]}"; do
+            which=(--strategy "${strategy}"); [ -n "${upstream}" ] && which=(--upstream "${upstream}")
+            for n in ${reset_top_layers}; do
+                tag=${upstream:-${strategy}}; tag=${tag%.pth}; tag=${tag//\//_}_${split}_reset${n}
+                log "  ${which[*]}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
+                ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
+                    python -m espnet_hubert_ae.bin.finetune "${which[@]}" --config "${config}" \
+                        --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
+                        --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --reset_top_layers "${n}" \
+                        ${token_set:+--token_text_sets "${token_set}"} --exp_root "${expdir}/finetune" \
+                        --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
+            done
+        done
+    done
 fi
 
 if run_stage 10; then
