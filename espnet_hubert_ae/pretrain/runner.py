@@ -97,9 +97,9 @@ def resolve_model_config(model: str) -> Path:
     return path
 
 
-def experiment_tag(schedule: Schedule, model: str, pretrain_steps: int | None) -> str:
+def experiment_tag(strategy: str, model: str, pretrain_steps: int | None) -> str:
     """``<strategy>_<model>[_<steps>]``: named by what was run, never typed by hand."""
-    tag = f"{schedule.name}_{Path(model).stem}"
+    tag = f"{strategy}_{Path(model).stem}"
     return f"{tag}_{pretrain_steps}" if pretrain_steps else tag
 
 
@@ -112,7 +112,9 @@ def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, 
     if plan.layer is None:
         source = MFCC()
     else:
-        source = Layer(source_checkpoint, plan.layer, tag=f"{strategy}_p{plan.index - 1}")
+        # Named by the whole run, so runs of one strategy with another model or budget keep their own.
+        run = experiment_tag(strategy, job.model, job.pretrain_steps)
+        source = Layer(source_checkpoint, plan.layer, tag=f"{run}_p{plan.index - 1}")
     out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source, plan.k)
     sets = {name: job.sets[name] for name in (job.train_set, job.valid_set)}
     target_set = make_targets(
@@ -130,7 +132,7 @@ def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pi
     model_config = yaml.safe_load(model_config_path.read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
     plans = schedule.plan(num_layers)
-    exp_dir = Path(job.exp_root) / experiment_tag(schedule, job.model, job.pretrain_steps)
+    exp_dir = Path(job.exp_root) / experiment_tag(schedule.name, job.model, job.pretrain_steps)
     _check_same_plan(exp_dir, schedule, job, plans)
     logger.info("strategy %s: %d phases, %d steps in all -> %s", schedule.name, len(plans), plans[-1].end_step, exp_dir)
 

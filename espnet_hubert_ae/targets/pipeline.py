@@ -196,10 +196,13 @@ def make_targets(
     start = time.perf_counter()
     features: dict[str, FeatureSet] = {}
     extractor = FeatureExtractor(source, device=device)
-    workers = nj if device == "cpu" else 1  # one process per shard on CPU; one GPU process
+    # One process: the model is loaded once for every set and torch's threads (OMP_NUM_THREADS)
+    # share the cores. A process per shard would import ESPnet and load the model again for
+    # every set, which costs more than the extraction itself on small sets; clusters spread
+    # large sets over job arrays instead (bin/dump_features --job).
     for name, utts in utterances.items():
         directory = feature_root / source.name / name
-        dump_features(utts, source, directory, nj=nj, workers=workers, device=device, extractor=extractor)
+        dump_features(utts, source, directory, nj=nj, device=device, extractor=extractor)
         features[name] = FeatureSet(directory)
     times["features"] = time.perf_counter() - start
 
