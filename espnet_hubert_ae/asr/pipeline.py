@@ -182,6 +182,7 @@ def run_superb(
     eval_dirs: Sequence[Path],
     *,
     upstream_name: str = "hubert_ae_local",
+    token_text_dirs: Sequence[Path] = (),
     ngpu: int = 0,
     seed: int = 1,
     lm: str | None = None,
@@ -195,7 +196,8 @@ def run_superb(
     # registry lookup, and the experiment stays valid if names are registered again.
     config = superb_config(load_yaml(template), str(checkpoint.resolve()), upstream_config, upstream_name)
     exp = AsrExperiment(
-        Path(exp_dir), config, Path(train_dir), Path(valid_dir), [Path(d) for d in eval_dirs], ngpu=ngpu, seed=seed,
+        Path(exp_dir), config, Path(train_dir), Path(valid_dir), [Path(d) for d in eval_dirs],
+        token_text_dirs=[Path(d) for d in token_text_dirs], ngpu=ngpu, seed=seed,
         info={"kind": "superb", "upstream": upstream, "checkpoint": str(checkpoint), "template": str(template)},
     )
     return run_experiment(exp)

@@ -1,15 +1,17 @@
 """s3prl's ``run_downstream.py`` (SUPERB downstream tasks), runnable on the project's pinned stack.
 
     python -m espnet_hubert_ae.bin.run_downstream -m train -u hubert_ae_local \\
-        -k exp/pretrain/progressive/p2/step0001200.pth -d asr -c conf/superb_asr.yaml -p exp/superb/asr
+        -k progressive/p4/step120 -d asr -c <s3prl source>/s3prl/downstream/asr/config.yaml -p exp/superb/asr
 
-All arguments are s3prl's own (``-k`` takes a checkpoint path or a registered upstream name;
-``-g`` a config.yaml when it does not sit beside the checkpoint). s3prl 0.4.18's runner cannot
-be imported as installed: it needs ``tensorboardX`` (not a dependency of s3prl's wheel) and
-names that ``huggingface_hub`` 1.x removed (``HfFolder``, ``Repository``; only its
-Hugging Face upload/download options use them). This wrapper supplies stand-ins for exactly
-those, then runs s3prl's script unchanged. ``hubert_ae_local`` itself needs nothing from here:
-it is in s3prl's hub in every process (start-up hook).
+The task configs (``downstream/asr/config.yaml``, with the LibriSpeech paths and ``char.dict``)
+come from s3prl's source tree: the PyPI wheel does not ship them. All arguments are s3prl's own
+(``-k`` takes a checkpoint path or a registered upstream name; ``-g`` a config.yaml when it does
+not sit beside the checkpoint). s3prl 0.4.18's runner cannot be imported as installed: it needs
+``tensorboardX`` (not a dependency of s3prl's wheel) and names that ``huggingface_hub`` 1.x
+removed (``HfFolder``, ``Repository``; only its Hugging Face upload/download options use them).
+This wrapper supplies stand-ins for exactly those, then runs s3prl's script unchanged.
+``hubert_ae_local`` itself needs nothing from here: it is in s3prl's hub in every process
+(start-up hook).
 """
 
 from __future__ import annotations

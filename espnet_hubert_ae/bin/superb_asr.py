@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train_set", type=Path, required=True, help="labelled training data directory")
     p.add_argument("--valid_set", type=Path, required=True, help="validation data directory (model selection)")
     p.add_argument("--eval_sets", type=Path, nargs="+", required=True, help="data directories to decode and score")
+    p.add_argument("--token_text_sets", type=Path, nargs="*", default=[],
+                   help="more data directories whose characters join the token list (a small training set "
+                        "may lack some characters of the evaluation sets)")
     p.add_argument("--exp_root", type=Path, default=Path("exp/asr_superb"),
                    help="experiments go to <exp_root>/<config name>/<upstream>")
     p.add_argument("--exp_dir", type=Path, default=None, help="explicit experiment directory (overrides --exp_root)")
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     exp_dir = args.exp_dir or args.exp_root / args.config.stem / upstream_tag(args.upstream)
     try:
         run_superb(args.upstream, args.config, exp_dir, args.train_set, args.valid_set, args.eval_sets,
-                   upstream_name=args.upstream_name, ngpu=args.ngpu, seed=args.seed, lm=args.lm)
+                   upstream_name=args.upstream_name, token_text_dirs=args.token_text_sets, ngpu=args.ngpu,
+                   seed=args.seed, lm=args.lm)
     except TrainingError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
