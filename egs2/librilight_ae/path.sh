@@ -1,5 +1,5 @@
 # Environment for every stage: the project's virtual environment and thread settings.
-__repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+__repo_root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)  # also from a linked copy
 if [ ! -x "${__repo_root}/.venv/bin/python" ]; then
     echo "ERROR: ${__repo_root}/.venv is missing; run 'make setup' (or 'make demo') at the repository root." >&2
     exit 1

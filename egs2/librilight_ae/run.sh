@@ -5,6 +5,7 @@
 #   ./run.sh                                   # everything on the built-in corpus (CPU)
 #   ./run.sh --stage 5 --strategy progressive  # from pretraining on
 #   ./run.sh --data librispeech --ngpu 4       # LibriSpeech / Libri-light (paths in db.sh)
+#   ./run.sh --strategy "baseline progressive" # several strategies, compared in RESULTS.md
 #
 # Stages: 1 data, 2 format audio/filter, 3 alignments, 4 initial targets (MFCC + k-means),
 # 5 pretraining, 6 register upstreams, 7 layerwise analysis, 8 SUPERB-style ASR,
@@ -17,7 +18,7 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2;
 ### options
 # Stages and resources
 stage=1              # first stage to run
-stop_stage=4         # last stage to run (stages 5-10 are not implemented yet)
+stop_stage=10        # last stage to run
 nj=2                 # parallel jobs for data and feature work
 ngpu=0               # GPUs per training job (0: CPU)
 seed=1               # random seed used by every stage
@@ -29,7 +30,7 @@ librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretr
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=progressive # schedule: a preset in conf/strategy/ (baseline warmstart height progressive) or a YAML path
+strategy=progressive # schedule(s): presets in conf/strategy/ (baseline warmstart height progressive) or YAML paths; a list runs each
 model=tiny           # model config in conf/model/: tiny (CPU), base, large
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
@@ -42,7 +43,7 @@ analysis_checkpoints=all        # registered checkpoint names to analyse (all: e
 reference_strategy=baseline     # strategy whose final score defines steps-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream ASR (stages 8-9)
-asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of --strategy)
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
 superb_config=       # stage 8 template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
 superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
 finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
@@ -52,6 +53,7 @@ asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
 
+command_line="./run.sh$(printf ' %q' "$@")"
 . ./local/parse_options.sh
 . ./path.sh
 . ./cmd.sh
@@ -80,12 +82,38 @@ if [ -f "${corpus_marker}" ] && [ "$(cat "${corpus_marker}")" != "${data}" ]; th
     exit 2
 fi
 
-not_implemented() {
-    echo "$0: stage $1 ($2) is not implemented yet; rerun with --stop_stage $(($1 - 1))." >&2
-    exit 3
+# Each stage that runs to its end appends "stage, start, seconds, command" to exp/stage_times.tsv
+# (the report's "where the time goes"); run_stage closes the previous stage's timer.
+timed_stage=
+stage_timer_end() {
+    [ -n "${timed_stage}" ] || return 0
+    mkdir -p "${expdir}"
+    printf '%s\t%s\t%s\t%s\n' "${timed_stage}" "$(date -d "@${timed_start}" '+%F %T')" \
+        "$(($(date +%s) - timed_start))" "${command_line}" >> "${expdir}/stage_times.tsv"
+    timed_stage=
 }
-
-run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+run_stage() {
+    stage_timer_end
+    [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
+    timed_stage=$1 timed_start=$(date +%s)
+}
+# A schedule's name: a preset's, or a YAML file's stem.
+strategy_name() { basename "${1%.y*ml}"; }
+read -r -a strategies <<< "${strategy}"
+[ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
+for s in "${strategies[@]}"; do
+    [ -f "${s}" ] || [ -f "conf/strategy/${s}.yaml" ] || {
+        echo "$0: --strategy ${s}: no such preset (conf/strategy/: $(ls conf/strategy | sed 's/\.yaml$//' | tr '\n' ' ')) or schedule file" >&2
+        exit 2
+    }
+done
+# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy.
+if [ -n "${asr_upstreams}" ]; then
+    read -r -a asr_targets <<< "${asr_upstreams}"
+    asr_targets=("${asr_targets[@]/#/--upstream=}")
+else
+    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--strategy=$(strategy_name "${s}")"); done
+fi
 
 if run_stage 1; then
     log "Stage 1: data preparation (${data}) -> ${datadir}/"
@@ -123,33 +151,37 @@ if run_stage 4; then
         if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
     done
     model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
-    k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
     for s in ${target_sets}; do  # MFCC of every set, one shard per job; shared by every phase-1 K
         ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.${s}.JOB.log" \
             python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --set "${s}" --source mfcc \
                 --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
     done
-    targets_log=${targets_dir}/logs/make_targets.$(basename "${strategy%.y*ml}").p1.log
-    ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
-        python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
-            --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
-            --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}" \
-            --seed "${seed}" --nj "${nj}"
-    grep -E "PNMI|pipeline: targets|reusing" "${targets_log}" >&2 || true
+    for strategy in "${strategies[@]}"; do
+        k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
+        targets_log=${targets_dir}/logs/make_targets.$(strategy_name "${strategy}").p1.log
+        ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
+            python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
+                --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
+                --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}" \
+                --seed "${seed}" --nj "${nj}"
+        grep -E "PNMI|pipeline: targets|reusing" "${targets_log}" >&2 || true
+    done
 fi
 
 if run_stage 5; then
-    log "Stage 5: pretraining with strategy '${strategy}'"
     steps=${pretrain_steps}
     [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
-    run_tag=$(basename "${strategy%.y*ml}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
-    log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
-    ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
-        python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
-            --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
-            --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
-            --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
+    for strategy in "${strategies[@]}"; do
+        log "Stage 5: pretraining with strategy '${strategy}'"
+        run_tag=$(strategy_name "${strategy}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
+        log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
+        ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
+            python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
+                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
+                --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
+                --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
+    done
 fi
 
 if run_stage 6; then
@@ -178,19 +210,22 @@ if run_stage 7; then
             --reference_strategy "${reference_strategy}" --seed "${seed}" --device "${device}" "${extra_args[@]}"
 fi
 
+# Stages 8-9 share one character list: that of the largest fine-tuning set present and of the
+# validation set (a small training set may lack some of their characters).
+token_sets="${dumpdir}/${asr_valid_set}"
+for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+
 if run_stage 8; then
     log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
     config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
-    read -r -a upstreams <<< "${asr_upstreams:-}"
-    [ ${#upstreams[@]} -gt 0 ] || upstreams=("")
-    for upstream in "${upstreams[@]}"; do
-        which=(--strategy "${strategy}"); [ -n "${upstream}" ] && which=(--upstream "${upstream}")
-        tag=${upstream:-${strategy}}; tag=${tag%.pth}; tag=${tag//\//_}
-        log "  ${which[*]} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
+    for which in "${asr_targets[@]}"; do
+        tag=${which#*=}; tag=${tag%.pth}; tag=${tag//\//_}
+        log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
-            python -m espnet_hubert_ae.bin.superb_asr "${which[@]}" --config "${config}" \
+            python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
                 --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
                 --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --exp_root "${expdir}/asr_superb" \
+                --token_text_sets ${token_sets} \
                 --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
     done
 fi
@@ -198,10 +233,6 @@ fi
 if run_stage 9; then
     log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
     splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || echo "${finetune_sets}")}
-    read -r -a upstreams <<< "${asr_upstreams:-}"
-    [ ${#upstreams[@]} -gt 0 ] || upstreams=("")
-    # One token list for every split: the characters of the largest one present.
-    token_set=; for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_set=${dumpdir}/${s}; break; }; done
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
@@ -209,16 +240,15 @@ if run_stage 9; then
             exit 2
         fi
         config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
-        for upstream in "${upstreams[@]}"; do
-            which=(--strategy "${strategy}"); [ -n "${upstream}" ] && which=(--upstream "${upstream}")
+        for which in "${asr_targets[@]}"; do
             for n in ${reset_top_layers}; do
-                tag=${upstream:-${strategy}}; tag=${tag%.pth}; tag=${tag//\//_}_${split}_reset${n}
-                log "  ${which[*]}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
+                tag=${which#*=}; tag=${tag%.pth}; tag=${tag//\//_}_${split}_reset${n}
+                log "  ${which}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
                 ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
-                    python -m espnet_hubert_ae.bin.finetune "${which[@]}" --config "${config}" \
+                    python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \
                         --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
                         --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --reset_top_layers "${n}" \
-                        ${token_set:+--token_text_sets "${token_set}"} --exp_root "${expdir}/finetune" \
+                        --token_text_sets ${token_sets} --exp_root "${expdir}/finetune" \
                         --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
             done
         done
@@ -226,8 +256,9 @@ if run_stage 9; then
 fi
 
 if run_stage 10; then
-    log "Stage 10: report"
-    not_implemented 10 "report"
+    log "Stage 10: report -> RESULTS.md"
+    python -m espnet_hubert_ae.bin.report --recipe_dir . --out RESULTS.md --reference_strategy "${reference_strategy}"
 fi
 
+stage_timer_end
 log "Finished stages ${stage}-${stop_stage}"

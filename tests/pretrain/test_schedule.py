@@ -14,7 +14,7 @@ from espnet_hubert_ae.pretrain.schedule import (
     scale_schedule,
 )
 
-PRESETS = ["baseline", "warmstart", "height", "progressive", "ci_progressive"]
+PRESETS = ["baseline", "warmstart", "height", "progressive", "ci_progressive", "ci_baseline"]
 
 
 def two_phases(**second) -> dict:

@@ -1,0 +1,51 @@
+"""Stage 10: write RESULTS.md for every pretraining run of a recipe directory.
+
+    python -m espnet_hubert_ae.bin.report --recipe_dir . --out RESULTS.md
+
+Reads exp/pretrain, dump/targets, exp/analysis, exp/asr_superb, exp/finetune and
+exp/stage_times.tsv; a stage that has not run leaves its section saying how to run it.
+Time-to-target compares every run against the reference strategy's run (``--reference_strategy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from espnet_hubert_ae.report.collect import collect
+from espnet_hubert_ae.report.render import render
+from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.utils.fileio import atomic_write_text
+
+logger = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe_dir", type=Path, default=Path("."), help="recipe directory holding exp/ and dump/")
+    p.add_argument("--out", type=Path, default=None, help="report file (default: <recipe_dir>/RESULTS.md)")
+    p.add_argument("--reference_strategy", default="baseline", help="strategy that time-to-target is measured against")
+    p.add_argument("--probe_measure", default="phone_probe_acc",
+                   help="analysis measure used for the probing time-to-target (best layer per checkpoint)")
+    return p
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not (args.recipe_dir / "exp").is_dir():
+        raise FileNotFoundError(f"{args.recipe_dir}/exp does not exist: run the recipe's stages 1-9 first")
+    results = collect(args.recipe_dir)
+    text = render(results, REPO_ROOT, args.reference_strategy, args.probe_measure,
+                  report_dir=args.recipe_dir / "exp" / "report")
+    out = args.out or args.recipe_dir / "RESULTS.md"
+    atomic_write_text(out, text)
+    logger.info("wrote %s (%d pretraining runs, %d analysed sets, %d ASR results)", out, len(results.runs),
+                len(results.analyses), len(results.asr))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""Gather what every stage left in a recipe directory into plain records for the report.
+
+Nothing here recomputes a result: each record is read from the files the stages wrote
+(``exp/pretrain/*/``, ``dump/targets/*/``, ``exp/analysis/*/``, ``exp/asr_superb/``,
+``exp/finetune/``, ``exp/upstreams.json``, ``exp/stage_times.tsv``). A stage that has not run
+simply leaves its part empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from espnet_hubert_ae.upstream.registry import RegistryEntry, read_registry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Phase:
+    index: int
+    start_step: int
+    end_step: int
+    source: str  # "mfcc" or "layer L"
+    k: int
+    init: str  # scratch / continue
+    seconds: dict[str, float]  # training, features, kmeans, labels
+    quality: dict[str, dict]  # set -> {pnmi, phone_purity, cluster_purity, ...}
+
+
+@dataclasses.dataclass
+class PretrainRun:
+    """One pretraining experiment (``exp/pretrain/<strategy>_<model>[_<steps>]``)."""
+
+    name: str
+    strategy: str
+    model: str
+    directory: Path
+    phases: list[Phase]
+    complete: bool
+
+    @property
+    def steps(self) -> int:
+        return self.phases[-1].end_step if self.phases else 0
+
+    def seconds(self, part: str | None = None) -> float:
+        """Wall time of the whole run, or of one part (training, features, kmeans, labels)."""
+        parts = ("training", "features", "kmeans", "labels") if part is None else (part,)
+        return sum(p.seconds.get(name, 0.0) for p in self.phases for name in parts)
+
+    def cost_at(self, step: int) -> float:
+        """Wall seconds spent up to global ``step``: earlier phases whole, then the current
+        phase's targets and its training pro rata."""
+        spent = 0.0
+        for phase in self.phases:
+            targets = sum(phase.seconds.get(k, 0.0) for k in ("features", "kmeans", "labels"))
+            if step >= phase.end_step:
+                spent += targets + phase.seconds.get("training", 0.0)
+                continue
+            if step > phase.start_step:
+                share = (step - phase.start_step) / max(1, phase.end_step - phase.start_step)
+                spent += targets + share * phase.seconds.get("training", 0.0)
+            break
+        return spent
+
+
+@dataclasses.dataclass
+class AsrResult:
+    kind: str  # superb / finetune
+    run: str | None  # pretraining run of the upstream (None: not a registered checkpoint)
+    upstream: str
+    step: int | None
+    train_set: str
+    reset_top_layers: int
+    sets: dict[str, dict]  # eval set -> {wer, cer, num_utts, num_words, ...}
+    directory: Path
+
+
+@dataclasses.dataclass
+class Analysis:
+    """One analysed data set: layer curves per checkpoint and measure, plus the summary."""
+
+    set_name: str
+    directory: Path
+    curves: dict[str, dict[str, list[float]]]  # checkpoint -> measure -> per-layer values
+    summary: dict
+    plots: list[Path]
+
+
+@dataclasses.dataclass
+class StageTime:
+    stage: int
+    started: str
+    seconds: float
+    command: str
+
+
+@dataclasses.dataclass
+class Results:
+    recipe_dir: Path
+    runs: dict[str, PretrainRun]
+    registry: dict[str, RegistryEntry]
+    analyses: list[Analysis]
+    asr: list[AsrResult]
+    stage_times: list[StageTime]
+    data_sets: dict[str, dict]  # set -> {utterances, hours}
+
+    def run_of(self, checkpoint_name: str) -> tuple[str | None, int | None]:
+        """(pretraining run, global step) of a registered checkpoint name."""
+        entry = self.registry.get(checkpoint_name)
+        return (entry.experiment, entry.step) if entry else (None, None)
+
+
+def _read_json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rerun the stage that writes it") from err
+
+
+def _phase(summary: dict) -> Phase:
+    plan = summary["plan"]
+    source = "mfcc" if plan.get("layer") is None else f"layer {plan['layer']}"
+    quality = {}
+    for set_name, text in (summary.get("labels") or {}).get("texts", {}).items():
+        found = _read_json(Path(text).parent / "quality.json")
+        if found:
+            quality[set_name] = found
+    return Phase(int(plan["index"]), int(plan["start_step"]), int(plan["end_step"]), source, int(plan["k"]),
+                 str(plan.get("init", "scratch")), dict(summary.get("seconds", {})), quality)
+
+
+def collect_runs(pretrain_root: Path) -> dict[str, PretrainRun]:
+    runs = {}
+    for schedule_path in sorted(pretrain_root.glob("*/schedule.json")):
+        directory = schedule_path.parent
+        schedule = _read_json(schedule_path)
+        planned = len(schedule.get("phases", []))
+        phases = [_phase(_read_json(p)) for p in sorted(directory.glob("phase*/summary.json"))]
+        phases.sort(key=lambda p: p.index)
+        runs[directory.name] = PretrainRun(
+            name=directory.name, strategy=str(schedule.get("strategy", directory.name)),
+            model=Path(str(schedule.get("model", "?"))).stem, directory=directory, phases=phases,
+            complete=bool(phases) and len(phases) == planned,
+        )
+    return runs
+
+
+def collect_analyses(analysis_root: Path) -> list[Analysis]:
+    analyses = []
+    for table in sorted(analysis_root.glob("*/table.tsv")):
+        curves: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = sorted(csv.DictReader(f, delimiter="\t"), key=lambda r: int(r["layer"]))
+        for row in rows:
+            curves[row["checkpoint"]][row["measure"]].append(float(row["value"]))
+        summary = _read_json(table.parent / "summary.json") or {}
+        plots = sorted((table.parent / "plots").glob("*.png"))
+        analyses.append(Analysis(table.parent.name, table.parent, {k: dict(v) for k, v in curves.items()},
+                                 summary, plots))
+    return analyses
+
+
+def _entry_for(upstream: str, checkpoint: str | None, registry: dict[str, RegistryEntry]) -> RegistryEntry | None:
+    if upstream in registry:
+        return registry[upstream]
+    if checkpoint:
+        resolved = Path(checkpoint).resolve()
+        return next((e for e in registry.values() if e.checkpoint == resolved), None)
+    return None
+
+
+def collect_asr(exp_root: Path, registry: dict[str, RegistryEntry]) -> list[AsrResult]:
+    results = []
+    for kind, root in (("superb", exp_root / "asr_superb"), ("finetune", exp_root / "finetune")):
+        for path in sorted(root.glob("**/results.json")):
+            described = _read_json(path.parent / "experiment.json") or {}
+            scores = _read_json(path) or {}
+            upstream = str(described.get("upstream", path.parent.name))
+            entry = _entry_for(upstream, described.get("checkpoint"), registry)
+            results.append(AsrResult(
+                kind=kind, run=entry.experiment if entry else None, upstream=upstream,
+                step=entry.step if entry else None, train_set=Path(str(described.get("train_set", "?"))).name,
+                reset_top_layers=int(described.get("reset_top_layers", 0)),
+                sets={s["set"]: s for s in scores.get("sets", [])}, directory=path.parent,
+            ))
+    return results
+
+
+def collect_stage_times(path: Path) -> list[StageTime]:
+    """Latest recorded duration of every stage (run.sh appends one line per finished stage)."""
+    if not path.is_file():
+        return []
+    latest: dict[int, StageTime] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 4 and fields[0].isdigit():
+            latest[int(fields[0])] = StageTime(int(fields[0]), fields[1], float(fields[2]), fields[3])
+    return [latest[k] for k in sorted(latest)]
+
+
+def collect_data_sets(dumpdir: Path) -> dict[str, dict]:
+    sets = {}
+    for lengths in sorted(dumpdir.glob("*/utt2num_samples")):
+        samples = [int(line.split()[1]) for line in lengths.read_text().splitlines() if line.strip()]
+        sets[lengths.parent.name] = {"utterances": len(samples), "hours": sum(samples) / 16000 / 3600}
+    return sets
+
+
+def collect(recipe_dir: str | Path, expdir: str = "exp", dumpdir: str = "dump/raw") -> Results:
+    recipe_dir = Path(recipe_dir)
+    exp_root = recipe_dir / expdir
+    registry_path = exp_root / "upstreams.json"
+    registry = read_registry(registry_path) if registry_path.is_file() else {}
+    return Results(
+        recipe_dir=recipe_dir,
+        runs=collect_runs(exp_root / "pretrain"),
+        registry=registry,
+        analyses=collect_analyses(exp_root / "analysis"),
+        asr=collect_asr(exp_root, registry),
+        stage_times=collect_stage_times(exp_root / "stage_times.tsv"),
+        data_sets=collect_data_sets(recipe_dir / dumpdir),
+    )
