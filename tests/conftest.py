@@ -26,6 +26,29 @@ def recipe_dir() -> Path:
     return RECIPE_DIR
 
 
+@pytest.fixture
+def recipe_copy(tmp_path):
+    """Factory: a recipe directory of its own, ``tmp_path/recipe`` (data/, dump/, exp/ land there).
+
+    run.sh, its scripts and local/ link to the repository's; conf/ too, or is copied with
+    ``copy_conf=True`` so that a test can add configs to it.
+    """
+    import shutil
+
+    def make(copy_conf: bool = False) -> Path:
+        recipe = tmp_path / "recipe"
+        recipe.mkdir()
+        for name in ("run.sh", "db.sh", "cmd.sh", "path.sh", "local"):
+            (recipe / name).symlink_to((RECIPE_DIR / name).resolve())
+        if copy_conf:
+            shutil.copytree(RECIPE_DIR / "conf", recipe / "conf", symlinks=True)
+        else:
+            (recipe / "conf").symlink_to((RECIPE_DIR / "conf").resolve())
+        return recipe
+
+    return make
+
+
 # --- Tiny LibriSpeech / Libri-light trees (flac files written by soundfile) ---------------
 
 

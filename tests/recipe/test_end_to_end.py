@@ -7,7 +7,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -28,19 +27,12 @@ SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining c
             "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target")
 
 
-def recipe_copy(tmp_path: Path, recipe_dir: Path) -> Path:
-    """run.sh and its environment in a temporary directory (data/, dump/, exp/ land there), with
-    the built-in corpus' ASR configs cut to a few steps (conf/asr/quick_*.yaml)."""
-    recipe = tmp_path / "recipe"
-    recipe.mkdir()
-    for name in ("run.sh", "db.sh", "cmd.sh", "path.sh", "local"):
-        (recipe / name).symlink_to((recipe_dir / name).resolve())
-    shutil.copytree(recipe_dir / "conf", recipe / "conf", symlinks=True)
-    shorten(recipe / "conf" / "asr" / "superb_tiny.yaml", recipe / "conf" / "asr" / "quick_superb.yaml")
-    shorten(recipe / "conf" / "asr" / "finetune_tiny.yaml", recipe / "conf" / "asr" / "quick_finetune.yaml",
+def shorten_asr_configs(conf: Path) -> None:
+    """conf/asr/quick_{superb,finetune}.yaml: the built-in corpus' ASR configs cut to a few steps."""
+    shorten(conf / "asr" / "superb_tiny.yaml", conf / "asr" / "quick_superb.yaml")
+    shorten(conf / "asr" / "finetune_tiny.yaml", conf / "asr" / "quick_finetune.yaml",
             scheduler_conf={"max_steps": 8, "warmup_ratio": 0.25, "hold_ratio": 0.25, "decay_ratio": 0.5},
             freeze_encoder_updates=2)
-    return recipe
 
 
 def shorten(template: Path, out: Path, freeze_encoder_updates: int | None = None, **overrides) -> None:
@@ -86,9 +78,10 @@ def results_of(directory: Path) -> dict[str, dict]:
     return found
 
 
-def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_dir, repo_root):
+def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, repo_root):
     rng = random.Random(1)
-    recipe = recipe_copy(tmp_path, recipe_dir)
+    recipe = recipe_copy(copy_conf=True)
+    shorten_asr_configs(recipe / "conf")
     run_recipe(recipe, "--stage", "1", "--stop_stage", "4")
 
     # Stage 5 killed (SIGKILL) once the second phase of the progressive run has begun, then rerun.

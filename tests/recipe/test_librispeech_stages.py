@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 from praatio import textgrid
 from praatio.data_classes.interval_tier import IntervalTier
 
 from espnet_hubert_ae.data.datadir import read_ctm, read_datadir
-
-
-def recipe_copy(tmp_path, recipe_dir):
-    """A recipe directory of its own (run.sh, db.sh, cmd.sh; path.sh, local/, conf/ from the repository)."""
-    recipe = tmp_path / "recipe"
-    recipe.mkdir()
-    for name in ("run.sh", "db.sh", "cmd.sh"):
-        shutil.copy(recipe_dir / name, recipe / name)
-    (recipe / "path.sh").write_text(f". {recipe_dir / 'path.sh'}\n")
-    for name in ("local", "conf"):
-        (recipe / name).symlink_to((recipe_dir / name).resolve())
-    return recipe
 
 
 def write_alignment(path, seconds):
@@ -37,8 +24,8 @@ def run_recipe(recipe, env, *args):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_stages_1_to_3_on_librispeech_layout(tmp_path, recipe_dir, libri_corpora):
-    recipe = recipe_copy(tmp_path, recipe_dir)
+def test_stages_1_to_3_on_librispeech_layout(tmp_path, recipe_copy, libri_corpora):
+    recipe = recipe_copy()
     env = {**os.environ, "LIBRISPEECH": str(libri_corpora["librispeech"]), "LIBRISPEECH_ALIGNMENTS": ""}
     result = run_recipe(recipe, env, "--stop_stage", "3", "--min_seconds", "0.65")
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 from espnet_hubert_ae.data.datadir import read_datadir
@@ -13,19 +12,8 @@ from espnet_hubert_ae.targets.labels import check_label_counts
 from .conftest import write_synthetic_set
 
 
-def _recipe_copy(tmp_path, recipe_dir):
-    recipe = tmp_path / "recipe"
-    recipe.mkdir()
-    for name in ("run.sh", "db.sh", "cmd.sh"):
-        shutil.copy(recipe_dir / name, recipe / name)
-    (recipe / "path.sh").write_text(f". {recipe_dir / 'path.sh'}\n")
-    for name in ("local", "conf"):
-        (recipe / name).symlink_to((recipe_dir / name).resolve())
-    return recipe
-
-
-def test_stage4_makes_first_phase_mfcc_targets(tmp_path, recipe_dir):
-    recipe = _recipe_copy(tmp_path, recipe_dir)
+def test_stage4_makes_first_phase_mfcc_targets(tmp_path, recipe_copy):
+    recipe = recipe_copy()
     sets = {"train_pretrain": 8, "dev_clean": 3}
     for i, (name, count) in enumerate(sets.items()):
         write_synthetic_set(tmp_path, name, count, seed=i, datadir=recipe / "dump" / "raw" / name)
