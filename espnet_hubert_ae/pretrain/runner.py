@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import yaml
 
-from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
+from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule, resolve_config
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
@@ -85,16 +85,7 @@ LabelMaker = Callable[[PretrainJob, str, PhasePlan, "Path | None", dict], Labels
 
 def resolve_model_config(model: str) -> Path:
     """A model config name in conf/model/ or a path to one."""
-    path = Path(model)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ScheduleError(f"model config not found: {path}")
-        return path
-    path = MODEL_DIR / f"{model}.yaml"
-    if not path.is_file():
-        names = sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
-        raise ScheduleError(f"unknown model '{model}' (choose from {', '.join(names)}, or give a YAML path)")
-    return path
+    return resolve_config(model, MODEL_DIR, "model")
 
 
 def experiment_tag(strategy: str, model: str, pretrain_steps: int | None) -> str:

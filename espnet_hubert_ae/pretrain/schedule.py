@@ -238,18 +238,24 @@ def lr_factor(plan: PhasePlan, step: int) -> float:
 # Loading and validation
 
 
-def resolve_strategy_path(name_or_path: str | Path) -> Path:
-    """A preset name in conf/strategy/ or a path to a schedule file."""
+def resolve_config(name_or_path: str | Path, directory: Path, what: str) -> Path:
+    """A config named in ``directory`` (``<name>.yaml``) or a path to one; ``what`` names it in errors."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ScheduleError(f"schedule file not found: {path}")
+            raise ScheduleError(f"{what} file not found: {path}")
         return path
-    preset = STRATEGY_DIR / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        names = sorted(p.stem for p in STRATEGY_DIR.glob("*.yaml"))
-        raise ScheduleError(f"unknown strategy '{name_or_path}': not a file, and not a preset ({', '.join(names)})")
-    return preset
+    named = directory / f"{name_or_path}.yaml"
+    if not named.is_file():
+        names = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise ScheduleError(f"unknown {what} '{name_or_path}': not a file, and not one of {directory}/ "
+                            f"({', '.join(names)})")
+    return named
+
+
+def resolve_strategy_path(name_or_path: str | Path) -> Path:
+    """A preset name in conf/strategy/ or a path to a schedule file."""
+    return resolve_config(name_or_path, STRATEGY_DIR, "strategy")
 
 
 def load_schedule(name_or_path: str | Path, pretrain_steps: int | None = None) -> Schedule:
