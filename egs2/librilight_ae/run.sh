@@ -151,11 +151,10 @@ if run_stage 4; then
         if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
     done
     model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
-    for s in ${target_sets}; do  # MFCC of every set, one shard per job; shared by every phase-1 K
-        ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.${s}.JOB.log" \
-            python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --set "${s}" --source mfcc \
-                --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
-    done
+    # MFCC of every set, one shard of each per job; shared by every phase-1 K
+    ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
+        python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
+            --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
     for strategy in "${strategies[@]}"; do
         k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
         targets_log=${targets_dir}/logs/make_targets.$(strategy_name "${strategy}").p1.log

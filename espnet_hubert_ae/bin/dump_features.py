@@ -1,10 +1,10 @@
-"""Dump the k-means features (MFCC or a checkpoint layer) of one set, one shard per job.
+"""Dump the k-means features (MFCC or a checkpoint layer) of some sets, one shard per job.
 
-    # shard JOB of 4 (a job array: local/run_job.sh JOB=1:4 ...):
-    python -m espnet_hubert_ae.bin.dump_features --datadir dump/raw --set train_pretrain \\
+    # shard JOB of 4 of every set (a job array: local/run_job.sh JOB=1:4 ...):
+    python -m espnet_hubert_ae.bin.dump_features --datadir dump/raw --sets train_pretrain dev_clean \\
         --source mfcc --feature_root dump/targets/features --nj 4 --job JOB
     # every unfinished shard, one process each:
-    python -m espnet_hubert_ae.bin.dump_features --datadir dump/raw --set dev_clean --nj 4
+    python -m espnet_hubert_ae.bin.dump_features --datadir dump/raw --sets dev_clean --nj 4
 
 Output: ``<feature_root>/<source>/<set>/`` (see espnet_hubert_ae.targets.features); finished
 shards are skipped, so rerunning after an interruption resumes.
@@ -22,7 +22,7 @@ from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datadir", type=Path, required=True, help="folder holding one data dir per set")
-    p.add_argument("--set", dest="set_name", required=True, help="set to dump")
+    p.add_argument("--sets", "--set", dest="set_names", nargs="+", required=True, help="sets to dump")
     p.add_argument("--source", choices=["mfcc", "layer"], default="mfcc")
     p.add_argument("--checkpoint", type=Path, help="--source layer: ESPnet HuBERT .pth (config.yaml beside it)")
     p.add_argument("--layer", type=int, help="--source layer: 0 = transformer input, L = output of layer L")
@@ -47,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_hubert_ae.targets.features import dump_features
 
     source = build_source(args)
-    directory = args.feature_root / source.name / args.set_name
-    dump_features(
-        read_datadir(args.datadir / args.set_name), source, directory, nj=args.nj, job=args.job,
-        workers=1 if args.job is not None else args.nj, device=args.device, batch_seconds=args.batch_seconds,
-    )  # fmt: skip
-    print(directory)
+    for set_name in args.set_names:  # one process for every set: imports and model load are paid once
+        directory = args.feature_root / source.name / set_name
+        dump_features(
+            read_datadir(args.datadir / set_name), source, directory, nj=args.nj, job=args.job,
+            workers=1 if args.job is not None else args.nj, device=args.device, batch_seconds=args.batch_seconds,
+        )  # fmt: skip
+        print(directory)
     return 0
 
 
