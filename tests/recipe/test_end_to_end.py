@@ -118,7 +118,8 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
     subprocess.run([str(repo_root / ".venv" / "bin" / "python"), "-m", "espnet_hubert_ae.bin.analyse",
                     "--data", str(data), "--outdir", str(fresh),
                     "--registry", str(recipe / "exp" / "upstreams.json"), "--checkpoints", name,
-                    "--rare_phones", "drop", "--seed", "1"], cwd=recipe, check=True, capture_output=True)
+                    "--rare_phones", "drop", "--seed", "1", "--num_threads", "2"],  # as run.sh --nj 2
+                   cwd=recipe, check=True, capture_output=True)
     # Equal up to the summation order of the BLAS threads.
     fresh_measures = results_of(fresh)[name]
     assert sorted(fresh_measures) == sorted(analysed[name])
