@@ -107,7 +107,9 @@ for s in "${strategies[@]}"; do
         exit 2
     }
 done
-# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy.
+# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy;
+# asr_tag names its logs ("--upstream=progressive/p4/step120" -> progressive_p4_step120).
+asr_tag() { local tag=${1#*=}; tag=${tag%.pth}; echo "${tag//\//_}"; }
 if [ -n "${asr_upstreams}" ]; then
     read -r -a asr_targets <<< "${asr_upstreams}"
     asr_targets=("${asr_targets[@]/#/--upstream=}")
@@ -218,7 +220,7 @@ if run_stage 8; then
     log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
     config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
     for which in "${asr_targets[@]}"; do
-        tag=${which#*=}; tag=${tag%.pth}; tag=${tag//\//_}
+        tag=$(asr_tag "${which}")
         log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
             python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
@@ -241,7 +243,7 @@ if run_stage 9; then
         config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
         for which in "${asr_targets[@]}"; do
             for n in ${reset_top_layers}; do
-                tag=${which#*=}; tag=${tag%.pth}; tag=${tag//\//_}_${split}_reset${n}
+                tag=$(asr_tag "${which}")_${split}_reset${n}
                 log "  ${which}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
                 ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
                     python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \

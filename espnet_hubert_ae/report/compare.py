@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from espnet_hubert_ae.analysis.stats import checkpoint_score
+from espnet_hubert_ae.analysis.stats import checkpoint_score, steps_to_target
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 
 
@@ -59,8 +59,8 @@ def time_to_target(
         run = results.runs.get(run_name)
         if run is None:
             continue
-        hit = next((step for step, score in sorted(points)
-                    if (score >= target if higher_is_better else score <= target)), None)
+        sign = 1.0 if higher_is_better else -1.0  # steps_to_target wants higher-is-better scores
+        hit = steps_to_target([(step, sign * score) for step, score in points], sign * target)
         if hit is None:
             reached[run_name] = None
             continue
