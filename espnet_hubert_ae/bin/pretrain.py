@@ -42,12 +42,15 @@ compare their weights at the end of every phase (``phase<N>/ddp_weights.json``).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from espnet_hubert_ae.pretrain.schedule import BUDGET_MODES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", required=True, help="preset name in conf/strategy/ or a schedule YAML")
     p.add_argument("--model", default="tiny", help="model config in conf/model/ or a YAML")
@@ -56,9 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid_set", default="dev_clean")
     p.add_argument("--exp_root", type=Path, default=Path("exp/pretrain"))
     p.add_argument("--targets_root", type=Path, default=Path("dump/targets"), help="where labels and features go")
-    p.add_argument("--pretrain_steps", type=int, default=None, help="total steps; phases scale proportionally")
+    p.add_argument("--pretrain_steps", type=int, default=None,
+                   help="budget in steps (default: the schedule's own); phases scale proportionally, see --budget")
+    p.add_argument("--budget", choices=BUDGET_MODES, default="ratio",
+                   help="ratio: one factor scales every strategy, the one giving --budget_reference --pretrain_steps "
+                        "steps (strategies keep their schedule files' ratios); equal: every strategy gets --pretrain_steps")
+    p.add_argument("--budget_reference", default=None,
+                   help="strategy that gets exactly --pretrain_steps with --budget ratio (default: this one)")
     p.add_argument("--checkpoint_interval", type=int, default=None,
                    help="steps between resumable checkpoints (default: the model config's num_iters_per_epoch)")
+    p.add_argument("--valid_seconds", type=float, default=240.0,
+                   help="audio of the validation subset scored at every checkpoint (0: the whole set)")
     p.add_argument("--ngpu", type=int, default=0)
     p.add_argument("--nj", type=int, default=1, help="parallel jobs for features")
     p.add_argument("--seed", type=int, default=1)
@@ -71,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # faiss' OpenMP threads must not spin
     limit_threads()
     from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, run_schedule
+    from espnet_hubert_ae.pretrain.schedule import budget_steps
 
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
     sets = {name: args.datadir / name for name in (args.train_set, args.valid_set)}
@@ -81,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"data set {name}: {path}/wav.scp not found (run the earlier stages)")
     job = PretrainJob(
         strategy=args.strategy, model=args.model, sets=sets, train_set=args.train_set, valid_set=args.valid_set,
-        exp_root=args.exp_root, targets_root=args.targets_root, pretrain_steps=args.pretrain_steps,
+        exp_root=args.exp_root, targets_root=args.targets_root,
+        pretrain_steps=budget_steps(args.strategy, args.pretrain_steps, args.budget, args.budget_reference),
+        budget=None if args.pretrain_steps is None else {
+            "mode": args.budget, "reference": args.budget_reference, "reference_steps": args.pretrain_steps},
         ngpu=args.ngpu, nj=args.nj, seed=args.seed, kmeans_portion=args.kmeans_portion,
-        checkpoint_interval=args.checkpoint_interval, train_args=train_args, launcher=args.launcher,
+        checkpoint_interval=args.checkpoint_interval, valid_seconds=args.valid_seconds or None,
+        train_args=train_args, launcher=args.launcher,
     )  # fmt: skip
     try:
         exp_dir = run_schedule(job)

@@ -150,7 +150,7 @@ class PhasePlan:
     k: int
     init: str
     warmup: int  # warm-up steps at the phase start (a continued phase's re-warm-up)
-    snapshot_steps: tuple[int, ...]  # global steps kept, the phase end included
+    snapshot_steps: tuple[int, ...]  # global steps kept: the phase end, and step 0 in the first phase
     run_start: int  # global step where the current training run (segment) started
     run_end: int  # global step where it ends (the end of its last continuing phase)
     run_warmup: int  # warm-up of that run
@@ -208,7 +208,8 @@ class Schedule:
             while run_last + 1 < len(self.phases) and self.phases[run_last + 1].init == "continue":
                 run_last += 1
             start = starts[i]
-            snaps = sorted({start + s for s in phase.snapshots} | {start + phase.steps})
+            # The run's untrained model (global step 0) is kept too: the floor of every analysis.
+            snaps = sorted({start + s for s in phase.snapshots} | {start + phase.steps} | ({0} if i == 0 else set()))
             plans.append(
                 PhasePlan(
                     index=i + 1,
@@ -227,6 +228,30 @@ class Schedule:
                 )
             )
         return plans
+
+
+BUDGET_MODES = ("ratio", "equal")
+
+
+def budget_steps(strategy: str | Path, pretrain_steps: int | None, mode: str = "ratio",
+                 reference: str | Path | None = None) -> int | None:
+    """This strategy's total steps under a budget of ``pretrain_steps`` (None: its schedule's own).
+
+    ``ratio``: one factor scales every strategy, the factor that gives ``reference`` (a strategy;
+    default: this one) ``pretrain_steps`` steps, so strategies keep the ratios of their schedule
+    files (progressive's 325k against the baseline's 650k stays half). ``equal``: every strategy
+    gets ``pretrain_steps``.
+    """
+    if mode not in BUDGET_MODES:
+        raise ScheduleError(f"budget mode must be one of {', '.join(BUDGET_MODES)}, not {mode!r}")
+    if pretrain_steps is None:
+        return None
+    if pretrain_steps < 1:
+        raise ScheduleError(f"--pretrain_steps must be positive, not {pretrain_steps}")
+    if mode == "equal" or reference is None:
+        return pretrain_steps
+    own, ref = load_schedule(strategy).total_steps, load_schedule(reference).total_steps
+    return max(1, round(pretrain_steps * own / ref))
 
 
 def lr_factor(plan: PhasePlan, step: int) -> float:

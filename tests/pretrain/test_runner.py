@@ -49,11 +49,11 @@ def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker):
     plan = load_schedule(strategy).plan(4)
 
     checkpoints = json.loads((exp_dir / "checkpoints.json").read_text())
-    assert [(c["phase"], c["global_step"]) for c in checkpoints] == [(1, 3), (1, 6), (2, 10)]
+    assert [(c["phase"], c["global_step"]) for c in checkpoints] == [(1, 0), (1, 3), (1, 6), (2, 10)]
     assert all(Path(c["path"]).is_file() and Path(c["config"]).is_file() for c in checkpoints)
 
     # The trained phase-2 model started from phase 1's final weights, label layers re-created.
-    phase1_final = torch.load(checkpoints[1]["path"], map_location="cpu")
+    phase1_final = torch.load(checkpoints[2]["path"], map_location="cpu")
     start = json.loads((exp_dir / "phase2" / "phase_start.json").read_text())
     sums = start["warm_start"]["carried_sums"]
     assert len(sums) > 50
@@ -71,14 +71,19 @@ def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker):
 
     summary = json.loads((exp_dir / "phase2" / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["global_steps"] == [6, 10]
-    assert summary["labels"]["k"] == 16 and summary["seconds"]["training"] > 0
+    assert summary["labels"]["k"] == 16
+    training = summary["cost"]["training"]
+    assert training["wall_s"] > 0 and training["cpu_s"] > 0 and training["gpu_s"] == 0
+    # 4 steps, each of 2 to 16 of the 1-2 s noise utterances (cropped to the batch's shortest)
+    assert 4 * 2 * 1.0 <= training["audio_s"] <= 4 * 16 * 2.0
     assert {"train_loss", "train_acc_m", "valid_acc_m"} <= set(summary["final"])
+    assert summary["health"]["min_ln_gain"] > 0.9 and summary["health"]["dead_layers"] == []
     assert not list((exp_dir / "phase1").glob("*epoch.pth"))  # ESPnet's copies are dropped
 
     # Stock ESPnet loads the checkpoints (the model class is the stock one).
     from espnet2.tasks.hubert import HubertTask
 
-    model, _ = HubertTask.build_model_from_file(checkpoints[2]["config"], checkpoints[2]["path"], "cpu")
+    model, _ = HubertTask.build_model_from_file(checkpoints[3]["config"], checkpoints[3]["path"], "cpu")
     assert type(model).__name__ == "TorchAudioHubertPretrainModel"
 
     # A rerun finds every phase done and returns at once; another budget in the same dir is refused.

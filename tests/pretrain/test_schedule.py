@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from espnet_hubert_ae.pretrain.schedule import (
+    budget_steps,
     STRATEGY_DIR,
     ScheduleError,
     load_schedule,
@@ -114,11 +115,23 @@ def test_budget_scales_every_phase_proportionally():
         scale_schedule(schedule, 3)
 
 
+def test_budget_keeps_the_presets_ratios_or_gives_equal_totals():
+    # ratio: one factor for every strategy; the reference gets the budget itself
+    assert budget_steps("baseline", 2600, "ratio", reference="baseline") == 2600
+    assert budget_steps("progressive", 2600, "ratio", reference="baseline") == 1300  # 325k of 650k
+    assert budget_steps("warmstart", 2600, "ratio", reference="baseline") == 1600  # 400k of 650k
+    assert budget_steps("progressive", 2600, "equal", reference="baseline") == 2600
+    assert budget_steps("progressive", 2600, "ratio") == 2600  # no reference: its own total
+    assert budget_steps("progressive", None, "ratio", reference="baseline") is None  # the schedule's own
+    with pytest.raises(ScheduleError, match="budget mode"):
+        budget_steps("progressive", 100, "half")
+
+
 def test_snapshots_count_and_phase_end_always_kept():
     schedule = parse_schedule({"phases": [{"steps": 100, "targets": "mfcc", "k": 5, "snapshots": 4}]}, source="s")
-    assert schedule.plan(4)[0].snapshot_steps == (25, 50, 75, 100)
+    assert schedule.plan(4)[0].snapshot_steps == (0, 25, 50, 75, 100)  # 0: the untrained model
     plans = parse_schedule(two_phases(snapshots=[10, 20]), source="s").plan(4)
-    assert plans[0].snapshot_steps == (100,)
+    assert plans[0].snapshot_steps == (0, 100)
     assert plans[1].snapshot_steps == (110, 120, 150)  # global steps
 
 
