@@ -37,6 +37,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -44,6 +45,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from espnet_hubert_ae.pretrain.health import checkpoint_health
+from espnet_hubert_ae.pretrain.sharing import PHASE_KEY, adopt_phase, find_trained_phase, phase_key
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule, resolve_config
 from espnet_hubert_ae.utils.cost import Cost
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
@@ -162,14 +164,27 @@ def run_phase(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model_confi
     if previous_final is not None and not previous_final.is_file():
         raise PretrainError(f"phase {plan.index}: the previous phase's final model {previous_final} is missing")
 
+    phase_started = time.perf_counter()
     base_config = {**model_config, "num_classes": plan.k}
     labels = make_labels(job, schedule.name, plan, previous_final, base_config)
+    targets_s = time.perf_counter() - phase_started
 
     config = training_config(job, schedule, plan, model_config, labels, phase_dir, previous_dir)
     config_path = phase_dir / "train.yaml"
     atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False))
 
-    train(job, config_path, phase_dir / "train.log", plan)
+    key = phase_key(config, previous_dir)
+    atomic_write_text(phase_dir / PHASE_KEY, key + "\n")
+    twin = find_trained_phase(Path(job.exp_root), key, exclude=phase_dir)
+    started = time.perf_counter()
+    if twin is None:
+        train(job, config_path, phase_dir / "train.log", plan)
+    else:  # the same training was done for another run: take it, do not repeat it
+        twin_summary = json.loads((twin / "summary.json").read_text())
+        adopt_phase(twin, phase_dir, twin_summary["snapshot_prefix"], config["snapshot_prefix"])
+    timing = {"targets_s": round(targets_s, 2), "train_call_s": round(time.perf_counter() - started, 2),
+              "loop_s": round(_training_record(phase_dir).get("loop_s", 0.0), 2),
+              "adopted_from": None if twin is None else str(twin)}
     training = training_cost(phase_dir, job.ngpu)
 
     final = final_snapshot(phase_dir, schedule.name, plan.index, plan.end_step)
@@ -178,7 +193,8 @@ def run_phase(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model_confi
     health = checkpoint_health(final, job.sets[job.valid_set])
     for warning in health["warnings"]:
         logger.warning("phase %d: %s (%s)", plan.index, warning, final.name)
-    summary = phase_summary(schedule, plan, phase_dir, labels, training, health)
+    timing["phase_s"] = round(time.perf_counter() - phase_started, 2)  # this call: targets to health check
+    summary = phase_summary(schedule, plan, phase_dir, labels, training, timing, health)
     atomic_write_text(phase_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     done_marker(phase_dir).touch()
     remove_epoch_copies(phase_dir)
@@ -187,13 +203,17 @@ def run_phase(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model_confi
 
 def training_cost(phase_dir: Path, ngpu: int) -> Cost:
     """What training a phase cost, as its trainer recorded it (``task.CostClock``), over every rank."""
-    from espnet_hubert_ae.pretrain.task import TRAINING_COST
-
-    record = json.loads((Path(phase_dir) / TRAINING_COST).read_text())
+    record = _training_record(phase_dir)
     world = int(record.get("world_size", 1))
     gpus = world if ngpu > 0 else 0  # one GPU per rank (ESPnet's own DDP and launchers alike)
     return Cost(wall_s=record["wall_s"], cpu_s=record["cpu_s"] * world, gpu_s=record["wall_s"] * gpus,
                 audio_s=record["audio_s"] * world)
+
+
+def _training_record(phase_dir: Path) -> dict:
+    from espnet_hubert_ae.pretrain.task import TRAINING_COST
+
+    return json.loads((Path(phase_dir) / TRAINING_COST).read_text())
 
 
 def remove_epoch_copies(phase_dir: Path) -> None:
@@ -246,7 +266,7 @@ def training_config(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model
         max_epoch=-(-plan.steps // interval) + spare_epochs,
         phase_end_step=plan.end_step,
         snapshot_steps=list(plan.snapshot_steps),
-        snapshot_prefix=f"{schedule.name}_phase{plan.index}_",
+        snapshot_prefix=snapshot_prefix(schedule.name, plan.index),
         warm_start_from=str(previous_dir / "checkpoint.pth") if plan.init == "continue" else None,
         resume=True,
         seed=job.seed + plan.index - 1,
@@ -348,8 +368,12 @@ def _tail(log_path: Path, lines: int = 20) -> str:
     return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])
 
 
+def snapshot_prefix(strategy: str, phase: int) -> str:
+    return f"{strategy}_phase{phase}_"
+
+
 def snapshot_name(strategy: str, phase: int, step: int) -> str:
-    return f"{strategy}_phase{phase}_step{step:07d}.pth"
+    return f"{snapshot_prefix(strategy, phase)}step{step:07d}.pth"
 
 
 def final_snapshot(phase_dir: Path, strategy: str, phase: int, step: int) -> Path:
@@ -377,8 +401,13 @@ def last_epoch_stats(checkpoint: Path) -> dict[str, Any]:
 
 
 def phase_summary(schedule: Schedule, plan: PhasePlan, phase_dir: Path, labels: Labels, training: Cost,
-                  health: dict) -> dict:
-    """What the phase did: steps, cost, final loss and accuracy, labels used, layer health."""
+                  timing: dict, health: dict) -> dict:
+    """What the phase did: steps, cost, final loss and accuracy, labels used, layer health.
+
+    ``timing``: wall seconds of this call's parts -- the targets, the training call (start-up,
+    validation and checkpoints included), the whole phase -- and of the training loops alone,
+    whose ratio to the steps is the throughput.
+    """
     start_info = phase_dir / "phase_start.json"
     return {
         "strategy": schedule.name,
@@ -388,7 +417,9 @@ def phase_summary(schedule: Schedule, plan: PhasePlan, phase_dir: Path, labels: 
         "global_steps": [plan.start_step, plan.end_step],
         "cost": {"targets": labels.cost.to_dict(), "training": training.to_dict(),
                  "total": (labels.cost + training).to_dict()},
-        "steps_per_second": round(plan.steps / training.wall_s, 3) if training.wall_s > 0 else None,
+        "timing": timing,
+        "snapshot_prefix": snapshot_prefix(schedule.name, plan.index),
+        "steps_per_second": round(plan.steps / timing["loop_s"], 3) if timing["loop_s"] > 0 else None,
         "final": last_epoch_stats(phase_dir / "checkpoint.pth"),
         "health": health,
         "labels": {"texts": {k: str(Path(v).resolve()) for k, v in labels.texts.items()},

@@ -99,7 +99,7 @@ class PhaseLR(torch.optim.lr_scheduler.LRScheduler, AbsBatchStepScheduler):
                  last_epoch: int = -1):
         self.curve = LRCurve(run_start, run_end, run_warmup, phase_start, phase_warmup, decay, final_ratio)
         self.step_hooks: list[Callable[[int], None]] = []
-        self.cost = {"wall_s": 0.0, "cpu_s": 0.0, "audio_s": 0.0}
+        self.cost = {"wall_s": 0.0, "cpu_s": 0.0, "audio_s": 0.0, "loop_s": 0.0}
         super().__init__(optimizer, last_epoch)
         if last_epoch == -1:
             self.last_epoch = phase_start
@@ -225,11 +225,16 @@ class PhaseTrainer(Trainer):
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer,
                         options, distributed_option) -> bool:
         iterator = _until_step(iterator, schedulers[0], cls._phase_end_step)
-        return super().train_one_epoch(
-            model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-            reporter=reporter, summary_writer=summary_writer, options=options,
-            distributed_option=distributed_option,
-        )
+        start = time.perf_counter()
+        try:
+            return super().train_one_epoch(
+                model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                reporter=reporter, summary_writer=summary_writer, options=options,
+                distributed_option=distributed_option,
+            )
+        finally:
+            # Time in the training loop itself (updates and their batches): steps/s is steps over this.
+            schedulers[0].cost["loop_s"] += time.perf_counter() - start
 
 
 class CostClock:

@@ -147,3 +147,26 @@ def test_resume_after_a_kill(tmp_path, noise_sets):
     assert ckpt["schedulers"][0]["last_epoch"] == 12
     assert (phase_dir / "killed_phase1_step0000012.pth").is_file()
     assert json.loads((phase_dir / "summary.json").read_text())["global_steps"] == [0, 12]
+
+
+def test_identical_phases_of_two_strategies_are_trained_once(tmp_path, noise_sets, label_maker):
+    def schedule(name: str, second_k: int) -> Path:
+        return write_schedule(tmp_path, {"name": name, "lr": {"warmup": 2}, "phases": [
+            {"steps": 4, "targets": "mfcc", "k": 12},
+            {"steps": 2, "targets": "top", "k": second_k},
+        ]})  # fmt: skip
+
+    first = run_schedule(job_for(tmp_path, noise_sets, schedule("first", 8)), make_labels=label_maker)
+    second = run_schedule(job_for(tmp_path, noise_sets, schedule("second", 16)), make_labels=label_maker)
+    phase1 = json.loads((second / "phase1" / "summary.json").read_text())
+    assert phase1["timing"]["adopted_from"] == str(first / "phase1")
+    assert (second / "phase1" / "phase_key.txt").read_text() == (first / "phase1" / "phase_key.txt").read_text()
+    for step in (0, 4):  # the same weights, under the adopting run's names
+        ours = second / "phase1" / f"second_phase1_step{step:07d}.pth"
+        theirs = first / "phase1" / f"first_phase1_step{step:07d}.pth"
+        assert ours.stat().st_ino == theirs.stat().st_ino
+    assert phase1["cost"]["training"] == json.loads((first / "phase1" / "summary.json").read_text())["cost"]["training"]
+    # The second phases differ (K), so each run trained its own.
+    phase2 = json.loads((second / "phase2" / "summary.json").read_text())
+    assert phase2["timing"]["adopted_from"] is None
+    assert (second / "phase2" / "phase_key.txt").read_text() != (first / "phase2" / "phase_key.txt").read_text()
