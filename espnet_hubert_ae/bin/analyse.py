@@ -26,7 +26,7 @@ logger = logging.getLogger("analyse")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from espnet_hubert_ae.analysis.runner import DEFAULT_METRICS, METRICS
+    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, METRICS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="data directory with phones.ctm / words.ctm")
@@ -72,7 +72,7 @@ def _path_name(path: Path) -> str:
 def resolve_checkpoints(names: list[str], registry: Path | None) -> list:
     """CheckpointRefs for registered names, checkpoint files, or 'all'."""
     from espnet_hubert_ae.analysis import AnalysisError
-    from espnet_hubert_ae.analysis.runner import CheckpointRef
+    from espnet_hubert_ae.analysis.layerwise import CheckpointRef
     from espnet_hubert_ae.upstream.registry import find_registry, lookup, read_registry
 
     refs = []
@@ -101,8 +101,10 @@ def resolve_checkpoints(names: list[str], registry: Path | None) -> list:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     limit_threads(args.num_threads)
-    from espnet_hubert_ae.analysis.report import write_report
-    from espnet_hubert_ae.analysis.runner import DEFAULT_METRICS, AnalysisConfig, DataPlan, analyse_checkpoint
+    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, AnalysisConfig
+    from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
+    from espnet_hubert_ae.analysis.overview import write_report
+    from espnet_hubert_ae.analysis.sampling import DataPlan
 
     metrics = args.metrics or DEFAULT_METRICS + (("semantic_cca",) if args.word_embeddings else ())
     config = AnalysisConfig(

@@ -26,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, read_datadir
-from espnet_hubert_ae.model.hubert import BASE_CONV_LAYERS, conv_frame_count, frame_counter
+from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
 from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import (

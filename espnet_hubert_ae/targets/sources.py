@@ -139,7 +139,8 @@ class FeatureExtractor:
     def frame_count(self, num_samples: int) -> int:
         if not isinstance(self.source, Layer):
             return mfcc_frame_count(num_samples)
-        from espnet_hubert_ae.model.hubert import conv_frame_count, conv_layers_of
+        from espnet_hubert_ae.model.frames import conv_frame_count
+        from espnet_hubert_ae.model.hubert import conv_layers_of
 
         return conv_frame_count(num_samples, conv_layers_of(self.model))
 

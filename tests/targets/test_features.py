@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from espnet_hubert_ae.data.audio import AudioError, read_utterance
 from espnet_hubert_ae.data.datadir import Utterance, read_datadir
-from espnet_hubert_ae.targets.features import FeatureSet, dump_features, read_waveform
+from espnet_hubert_ae.targets.features import FeatureSet, dump_features
 from espnet_hubert_ae.targets.mfcc import mfcc_features
 from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, target_tag
 from espnet_hubert_ae.utils.fileio import done_marker
@@ -17,7 +18,7 @@ def test_dump_and_read_back(synthetic_sets, tmp_path):
     features = FeatureSet(dump_features(utts, MFCC(), tmp_path / "train", nj=3))
     assert features.utt_ids == [u.utt_id for u in utts]
     for utt in utts[:3]:
-        np.testing.assert_array_equal(features.read(utt.utt_id), mfcc_features(read_waveform(utt)))
+        np.testing.assert_array_equal(features.read(utt.utt_id), mfcc_features(read_utterance(utt)))
     chunks = list(features.iter_chunks(chunk_frames=300))
     assert [u for group, _ in chunks for u, _ in group] == features.utt_ids
     assert sum(len(a) for _, a in chunks) == features.num_frames
@@ -38,7 +39,7 @@ def test_interrupted_dump_resumes_per_shard(synthetic_sets, tmp_path):
 def test_audio_length_mismatch_names_the_utterance(synthetic_sets, tmp_path):
     utt = read_datadir(synthetic_sets["dev"])[0]
     wrong = Utterance(utt.utt_id, utt.audio, utt.speaker, utt.num_samples + 5)
-    with pytest.raises(TargetError, match=f"{utt.utt_id}.*utt2num_samples"):
+    with pytest.raises(AudioError, match=f"{utt.utt_id}.*utt2num_samples"):
         dump_features([wrong], MFCC(), tmp_path / "dev")
 
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from espnet_hubert_ae.data.datadir import read_datadir
-from espnet_hubert_ae.model.hubert import conv_frame_count
+from espnet_hubert_ae.model.frames import conv_frame_count
 from espnet_hubert_ae.targets.labels import check_label_counts, read_label_text
 from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets, target_tag
 from espnet_hubert_ae.targets.sources import TargetError

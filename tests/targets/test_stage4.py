@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from espnet_hubert_ae.data.datadir import read_datadir
-from espnet_hubert_ae.model.hubert import conv_frame_count
+from espnet_hubert_ae.model.frames import conv_frame_count
 from espnet_hubert_ae.targets.labels import check_label_counts
 
 from .conftest import write_synthetic_set

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from espnet_hubert_ae.analysis import AnalysisError
-from espnet_hubert_ae.analysis.report import write_report
-from espnet_hubert_ae.analysis.runner import AnalysisConfig, CheckpointRef, DataPlan, analyse_checkpoint
+from espnet_hubert_ae.analysis.config import AnalysisConfig
+from espnet_hubert_ae.analysis.layerwise import CheckpointRef, analyse_checkpoint
+from espnet_hubert_ae.analysis.overview import write_report
+from espnet_hubert_ae.analysis.sampling import DataPlan
 
 METRICS = ("mel_cca", "phone_cca", "word_cca", "phone_probe", "cluster_quality")
 
