@@ -1,7 +1,7 @@
 """Stage 9: CTC fine-tuning of a whole pretrained model, optionally with its top layers reset.
 
     python -m espnet_hubert_ae.bin.finetune --upstream progressive/p2/step1200 \\
-        --config conf/asr/finetune_10h.yaml --train_set dump/raw/train_10h \\
+        --config finetune_10h --train_set dump/raw/train_10h \\
         --valid_set dump/raw/dev_other --eval_sets dump/raw/dev_clean dump/raw/test_clean \\
         --reset_top_layers 2
 
@@ -20,7 +20,7 @@ from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/finetune_10h.yaml", "exp/finetune",
+    p = experiment_parser(__doc__, "finetune_10h", "exp/finetune",
                           "<exp_root>/<config name>/<upstream>/<train set>_reset<N>")
     p.add_argument("--reset_top_layers", type=int, default=0, help="re-initialise the top N transformer layers")
     return p

@@ -3,8 +3,9 @@
     python -m espnet_hubert_ae.bin.pretrain --strategy progressive --model tiny \\
         --datadir dump/raw --train_set train_pretrain --valid_set dev_clean --pretrain_steps 120
 
-``--strategy`` is a preset of conf/strategy/ (baseline, warmstart, height, progressive) or a
-schedule YAML; ``--model`` a config of conf/model/ (tiny, base, large) or a YAML. Outputs go to
+``--strategy`` is a strategy preset (baseline, warmstart, height, progressive) or a schedule
+YAML; ``--model`` a model preset (tiny, base, large) or a config YAML. Presets ship with the
+package (``espnet_hubert_ae/conf/``, which the recipe's ``conf/`` links to). Outputs go to
 ``exp/pretrain/<strategy>_<model>[_<steps>]/`` (see ``espnet_hubert_ae.pretrain.runner``).
 Rerunning the same command after an interruption resumes: finished phases are skipped and the
 phase in progress continues from its last checkpoint.
@@ -49,8 +50,8 @@ from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--strategy", required=True, help="preset name in conf/strategy/ or a schedule YAML")
-    p.add_argument("--model", default="tiny", help="model config in conf/model/ or a YAML")
+    p.add_argument("--strategy", required=True, help="strategy preset or a schedule YAML")
+    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
     p.add_argument("--datadir", type=Path, default=Path("dump/raw"), help="directory holding the data sets")
     p.add_argument("--train_set", default="train_pretrain")
     p.add_argument("--valid_set", default="dev_clean")

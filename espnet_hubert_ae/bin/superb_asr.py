@@ -1,7 +1,7 @@
 """Stage 8: SUPERB-style ASR on a frozen upstream, through stock ESPnet ASR training.
 
     python -m espnet_hubert_ae.bin.superb_asr --upstream progressive/p2/step1200 \\
-        --config conf/asr/superb_tiny.yaml --train_set dump/raw/train_pretrain \\
+        --config superb_tiny --train_set dump/raw/train_pretrain \\
         --valid_set dump/raw/dev_clean --eval_sets dump/raw/dev_clean dump/raw/test_clean
 
 The upstream (a registered name or a checkpoint .pth with config.yaml beside it) stays
@@ -27,7 +27,7 @@ from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/superb.yaml", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, "superb", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
     p.add_argument("--upstream_name", default="hubert_ae_local", help="s3prl hub entry that loads --upstream")
     return p
 

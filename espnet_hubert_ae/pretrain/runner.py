@@ -36,13 +36,11 @@ from typing import Any, Callable
 
 import yaml
 
-from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule, resolve_config
+from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
-
 
 class PretrainError(RuntimeError):
     """A phase could not be prepared or trained; the message names the phase and its log."""
@@ -83,11 +81,6 @@ class PretrainJob:
 LabelMaker = Callable[[PretrainJob, str, PhasePlan, "Path | None", dict], Labels]
 
 
-def resolve_model_config(model: str) -> Path:
-    """A model config name in conf/model/ or a path to one."""
-    return resolve_config(model, MODEL_DIR, "model")
-
-
 def experiment_tag(strategy: str, model: str, pretrain_steps: int | None) -> str:
     """``<strategy>_<model>[_<steps>]``: named by what was run, never typed by hand."""
     tag = f"{strategy}_{Path(model).stem}"
@@ -119,7 +112,7 @@ def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, 
 def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pipeline) -> Path:
     """Run (or resume) every phase of ``job.strategy``; returns the experiment directory."""
     schedule = load_schedule(job.strategy, job.pretrain_steps)
-    model_config_path = resolve_model_config(job.model)
+    model_config_path = resolve_preset("model", job.model)
     model_config = yaml.safe_load(model_config_path.read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
     plans = schedule.plan(num_layers)

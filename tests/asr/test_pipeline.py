@@ -60,7 +60,7 @@ def test_finetune_stage_end_to_end_with_reset(asr_corpus, asr_tiny_checkpoint, q
 
 
 def _finetune_argv(corpus, checkpoint, tmp_path, **changes):
-    args = {"--upstream": str(checkpoint), "--config": "conf/asr/finetune_tiny.yaml",
+    args = {"--upstream": str(checkpoint), "--config": "finetune_tiny",
             "--train_set": str(corpus["train_10min"]), "--valid_set": str(corpus["dev_clean"]),
             "--exp_dir": str(tmp_path / "exp"), **changes}
     argv = [x for kv in args.items() for x in kv]
