@@ -30,8 +30,8 @@ librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretr
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=progressive # schedule(s): presets in conf/strategy/ (baseline warmstart height progressive) or YAML paths; a list runs each
-model=tiny           # model config in conf/model/: tiny (CPU), base, large
+strategy=progressive # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+model=tiny           # model preset (tiny (CPU), base, large) or a config YAML
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
 pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own; builtin: builtin_pretrain_steps)
@@ -44,10 +44,10 @@ reference_strategy=baseline     # strategy whose final score defines steps-to-ta
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream ASR (stages 8-9)
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
-superb_config=       # stage 8 template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
+superb_config=       # stage 8 template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
 superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
 finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
-finetune_config=     # stage 9 template (empty: conf/asr/finetune_tiny.yaml for builtin, conf/asr/finetune_<split>.yaml otherwise)
+finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
 asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
@@ -97,24 +97,25 @@ run_stage() {
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
     timed_stage=$1 timed_start=$(date +%s)
 }
-# A schedule's name: a preset's, or a YAML file's stem.
-strategy_name() { basename "${1%.y*ml}"; }
+# Names come from the package's one rule for each (espnet_hubert_ae.utils.naming), never from
+# file names here: a schedule goes by its name: field, whatever its file is called.
+names() { python -m espnet_hubert_ae.bin.names "$@"; }
 read -r -a strategies <<< "${strategy}"
 [ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
-for s in "${strategies[@]}"; do
-    [ -f "${s}" ] || [ -f "conf/strategy/${s}.yaml" ] || {
-        echo "$0: --strategy ${s}: no such preset (conf/strategy/: $(ls conf/strategy | sed 's/\.yaml$//' | tr '\n' ' ')) or schedule file" >&2
-        exit 2
-    }
-done
-# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy;
-# asr_tag names its logs ("--upstream=progressive/p4/step120" -> progressive_p4_step120).
-asr_tag() { local tag=${1#*=}; tag=${tag%.pth}; echo "${tag//\//_}"; }
+found=$(names strategy "${strategies[@]}") || { echo "$0: --strategy ${strategy}: see the error above" >&2; exit 2; }
+mapfile -t strategy_names <<< "${found}"
+model_config=$(names config model "${model}") || { echo "$0: --model ${model}: see the error above" >&2; exit 2; }
+steps=${pretrain_steps}
+[ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
+run_tag_of() { names run_tag --strategy "$1" --model "${model}" ${steps:+--pretrain_steps "${steps}"}; }
+# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each run;
+# asr_tag names their logs ("--upstream=progressive_tiny_120/p4/step120" -> progressive_tiny_120_p4_step120).
+asr_tag() { names upstream_tag "${1#*=}"; }
 if [ -n "${asr_upstreams}" ]; then
     read -r -a asr_targets <<< "${asr_upstreams}"
     asr_targets=("${asr_targets[@]/#/--upstream=}")
 else
-    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--strategy=$(strategy_name "${s}")"); done
+    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--run=$(run_tag_of "${s}")"); done
 fi
 
 if run_stage 1; then
@@ -152,14 +153,14 @@ if run_stage 4; then
     for s in ${pretrain_set} ${finetune_sets} ${eval_sets}; do
         if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
     done
-    model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
     # MFCC of every set, one shard of each per job; shared by every phase-1 K
     ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
         python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
             --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
-    for strategy in "${strategies[@]}"; do
+    for i in "${!strategies[@]}"; do
+        strategy=${strategies[i]}
         k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
-        targets_log=${targets_dir}/logs/make_targets.$(strategy_name "${strategy}").p1.log
+        targets_log=${targets_dir}/logs/make_targets.${strategy_names[i]}.p1.log
         ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
             python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
                 --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
@@ -170,12 +171,10 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-    steps=${pretrain_steps}
-    [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
     for strategy in "${strategies[@]}"; do
         log "Stage 5: pretraining with strategy '${strategy}'"
-        run_tag=$(strategy_name "${strategy}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
+        run_tag=$(run_tag_of "${strategy}")
         log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
@@ -218,7 +217,7 @@ for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" $
 
 if run_stage 8; then
     log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
-    config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
+    config=${superb_config:-superb$([ "${data}" = builtin ] && echo _tiny)}
     for which in "${asr_targets[@]}"; do
         tag=$(asr_tag "${which}")
         log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
@@ -240,7 +239,7 @@ if run_stage 9; then
                 "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
             exit 2
         fi
-        config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
+        config=${finetune_config:-finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}")}
         for which in "${asr_targets[@]}"; do
             for n in ${reset_top_layers}; do
                 tag=$(asr_tag "${which}")_${split}_reset${n}

@@ -10,16 +10,17 @@ import json
 from pathlib import Path
 
 from espnet_hubert_ae.analysis.sampling import DataPlan
+from espnet_hubert_ae.upstream.registry import CheckpointRef
 from espnet_hubert_ae.utils.fileio import atomic_write_text, file_identity
 
 RESULT_VERSION = 1
 
 
-def metric_path(outdir: Path, ref, metric: str) -> Path:
+def metric_path(outdir: Path, ref: CheckpointRef, metric: str) -> Path:
     return Path(outdir) / ref.tag / f"{metric}.json"
 
 
-def cache_key(ref, plan: DataPlan, metric: str) -> dict:
+def cache_key(ref: CheckpointRef, plan: DataPlan, metric: str) -> dict:
     return {
         "version": RESULT_VERSION,
         "checkpoint": file_identity(ref.checkpoint),
@@ -28,7 +29,7 @@ def cache_key(ref, plan: DataPlan, metric: str) -> dict:
     }
 
 
-def load_cached(outdir: Path, ref, plan: DataPlan, metric: str) -> dict | None:
+def load_cached(outdir: Path, ref: CheckpointRef, plan: DataPlan, metric: str) -> dict | None:
     """The cached record of ``metric`` for ``ref``, or None when absent, unreadable or stale."""
     path = metric_path(outdir, ref, metric)
     if not path.is_file():
@@ -40,5 +41,5 @@ def load_cached(outdir: Path, ref, plan: DataPlan, metric: str) -> dict | None:
     return result if result.get("key") == cache_key(ref, plan, metric) else None
 
 
-def store(outdir: Path, ref, metric: str, record: dict) -> None:
+def store(outdir: Path, ref: CheckpointRef, metric: str, record: dict) -> None:
     atomic_write_text(metric_path(outdir, ref, metric), json.dumps(record, indent=1) + "\n")

@@ -4,19 +4,17 @@ The metrics not yet in the cache are computed in passes over the utterances: a p
 model up to the highest layer of its group of layers (all layers by default; ``layer_group``
 bounds memory for large sets), and a collector per layer keeps what the metrics need.
 
-Outputs, under ``outdir`` (e.g. ``exp/analysis/dev_clean``):
-    <checkpoint>/<metric>.json   one metric, all layers, with the settings it was computed with
-    <checkpoint>/results.json    every metric of the checkpoint and its summary statistics
+Outputs, under ``outdir`` (e.g. ``exp/analysis/dev_clean``), per checkpoint tag (``run_p4_step120``):
+    <tag>/<metric>.json   one metric, all layers, with the settings it was computed with
+    <tag>/results.json    every metric of the checkpoint and its summary statistics
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,26 +29,10 @@ from espnet_hubert_ae.analysis.metrics import compute_metric
 from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.analysis.views import log_mel_50hz
 from espnet_hubert_ae.data.audio import read_utterance
+from espnet_hubert_ae.upstream.registry import CheckpointRef
 from espnet_hubert_ae.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointRef:
-    """A checkpoint to analyse and where it sits in pretraining (strategy, phase, global step)."""
-
-    name: str
-    checkpoint: Path
-    config: Path | None = None
-    strategy: str | None = None
-    phase: str | None = None
-    step: int | None = None
-
-    @property
-    def tag(self) -> str:
-        """Directory name of its results: the name with path separators kept as sub-folders."""
-        return "/".join(re.sub(r"[^A-Za-z0-9._-]+", "_", part) for part in self.name.split("/") if part not in ("", ".", ".."))
 
 
 def checkpoint_features(ref: CheckpointRef, device: str = "cpu") -> FeatureSource:
@@ -166,6 +148,7 @@ def checkpoint_result(ref: CheckpointRef, plan: DataPlan, records: Sequence[dict
             "name": ref.name,
             "path": str(ref.checkpoint),
             "config": None if ref.config is None else str(ref.config),
+            "run": ref.run,
             "strategy": ref.strategy,
             "phase": ref.phase,
             "step": ref.step,

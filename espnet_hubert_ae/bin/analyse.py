@@ -3,10 +3,11 @@
     python -m espnet_hubert_ae.bin.analyse --data dump/raw/dev_clean \\
         --outdir exp/analysis/dev_clean --checkpoints all --reference_strategy baseline
     python -m espnet_hubert_ae.bin.analyse --data data/dev_clean --outdir /tmp/an \\
-        --checkpoints progressive/p2/step1200 exp/pretrain/x/model.pth --metrics mel_cca phone_probe
+        --checkpoints progressive_tiny_120/p2/step60 exp/pretrain/x/model.pth --metrics mel_cca phone_probe
 
 Checkpoints are names registered by stage 6 (``all``: every registered one) or checkpoint
-files (``config.yaml`` beside them). Per layer it computes PWCCA with the log-mel input, with
+files (``config.yaml`` beside them; a registered file goes by its name, another by its folder
+and stem). Per layer it computes PWCCA with the log-mel input, with
 phone and word identity and (given --word_embeddings) with word embeddings, a linear phone
 probe, and k-means cluster quality; writes one JSON per checkpoint and metric, a combined
 table, summary statistics and plots. Metrics already computed with the same settings are
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
@@ -64,39 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _path_name(path: Path) -> str:
-    """Results name of a checkpoint given as a file: its folder and stem."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{path.parent.name}_{path.stem}")
-
-
-def resolve_checkpoints(names: list[str], registry: Path | None) -> list:
-    """CheckpointRefs for registered names, checkpoint files, or 'all'."""
-    from espnet_hubert_ae.analysis import AnalysisError
-    from espnet_hubert_ae.analysis.layerwise import CheckpointRef
-    from espnet_hubert_ae.upstream.registry import find_registry, lookup, read_registry
-
-    refs = []
-    for name in names:
-        if name == "all":
-            path = registry or find_registry()
-            if path is None:
-                raise AnalysisError("--checkpoints all: no upstream registry found; register checkpoints first (stage 6)")
-            for entry in read_registry(path).values():
-                refs.append(CheckpointRef(entry.name, entry.checkpoint, entry.config, entry.strategy, entry.phase, entry.step))
-        elif Path(name).is_file():
-            path = Path(name)
-            refs.append(CheckpointRef(_path_name(path), path, path.parent / "config.yaml"))
-        else:
-            entry = lookup(name, registry)
-            refs.append(CheckpointRef(entry.name, entry.checkpoint, entry.config, entry.strategy, entry.phase, entry.step))
-    if not refs:
-        raise AnalysisError("no checkpoint to analyse (the registry is empty)")
-    unique = {}
-    for ref in refs:
-        unique.setdefault(ref.name, ref)
-    return list(unique.values())
-
-
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -105,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
     from espnet_hubert_ae.analysis.overview import write_report
     from espnet_hubert_ae.analysis.sampling import DataPlan
+    from espnet_hubert_ae.upstream.registry import open_registry
 
     metrics = args.metrics or DEFAULT_METRICS + (("semantic_cca",) if args.word_embeddings else ())
     config = AnalysisConfig(
@@ -124,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         layer_group=args.layer_group,
         seed=args.seed,
     )
-    refs = resolve_checkpoints(args.checkpoints, args.registry)
+    refs = open_registry(args.registry).select(args.checkpoints)
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
     results = [

@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads: spinning OpenMP stalls 2 cores
     limit_threads()
     from espnet_hubert_ae.model.hubert import frame_counter
-    from espnet_hubert_ae.targets.pipeline import make_targets, target_tag
+    from espnet_hubert_ae.targets.pipeline import make_targets
+    from espnet_hubert_ae.utils.naming import target_tag
 
     for option in ("datadir", "sets", "train_set"):
         if getattr(args, option) is None:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     source = build_source(args)
     if args.train_set not in args.sets:
         raise ValueError(f"--train_set {args.train_set} is not among --sets ({' '.join(args.sets)})")
-    out_dir = args.out_root / target_tag(strategy_name(args.strategy), args.phase, source, k)
+    out_dir = args.out_root / target_tag(strategy_name(args.strategy), args.phase, source.name, k)
     result = make_targets(
         sets={name: args.datadir / name for name in args.sets},
         train_set=args.train_set,

@@ -38,6 +38,7 @@ import yaml
 
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
+from espnet_hubert_ae.utils.naming import phase_tag, run_tag, snapshot_name, snapshot_prefix, target_tag, upstream_name
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 logger = logging.getLogger(__name__)
@@ -81,25 +82,19 @@ class PretrainJob:
 LabelMaker = Callable[[PretrainJob, str, PhasePlan, "Path | None", dict], Labels]
 
 
-def experiment_tag(strategy: str, model: str, pretrain_steps: int | None) -> str:
-    """``<strategy>_<model>[_<steps>]``: named by what was run, never typed by hand."""
-    tag = f"{strategy}_{Path(model).stem}"
-    return f"{tag}_{pretrain_steps}" if pretrain_steps else tag
-
-
 def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, source_checkpoint: Path | None,
                               train_config: dict) -> Labels:
     """Labels of a phase via the targets pipeline (features -> k-means -> labels), kept by tag."""
     from espnet_hubert_ae.model.hubert import frame_counter
-    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets, target_tag
+    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets
 
     if plan.layer is None:
         source = MFCC()
     else:
         # Named by the whole run, so runs of one strategy with another model or budget keep their own.
-        run = experiment_tag(strategy, job.model, job.pretrain_steps)
-        source = Layer(source_checkpoint, plan.layer, tag=f"{run}_p{plan.index - 1}")
-    out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source, plan.k)
+        run = run_tag(strategy, job.model, job.pretrain_steps)
+        source = Layer(source_checkpoint, plan.layer, tag=phase_tag(run, plan.index - 1))
+    out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source.name, plan.k)
     sets = {name: job.sets[name] for name in (job.train_set, job.valid_set)}
     target_set = make_targets(
         sets=sets, train_set=job.train_set, source=source, k=plan.k, out_dir=out_dir, portion=job.kmeans_portion,
@@ -116,7 +111,7 @@ def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pi
     model_config = yaml.safe_load(model_config_path.read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
     plans = schedule.plan(num_layers)
-    exp_dir = Path(job.exp_root) / experiment_tag(schedule.name, job.model, job.pretrain_steps)
+    exp_dir = Path(job.exp_root) / run_tag(schedule.name, job.model, job.pretrain_steps)
     _check_same_plan(exp_dir, schedule, job, plans)
     logger.info("strategy %s: %d phases, %d steps in all -> %s", schedule.name, len(plans), plans[-1].end_step, exp_dir)
 
@@ -211,7 +206,7 @@ def training_config(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model
         max_epoch=-(-plan.steps // interval) + spare_epochs,
         phase_end_step=plan.end_step,
         snapshot_steps=list(plan.snapshot_steps),
-        snapshot_prefix=f"{schedule.name}_phase{plan.index}_",
+        snapshot_prefix=snapshot_prefix(schedule.name, plan.index),
         warm_start_from=str(previous_dir / "checkpoint.pth") if plan.init == "continue" else None,
         resume=True,
         seed=job.seed + plan.index - 1,
@@ -254,10 +249,6 @@ def train(job: PretrainJob, config_path: Path, log_path: Path, plan: PhasePlan) 
     if rc != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
         raise PretrainError(f"phase {plan.index}: training failed (exit code {rc}); see {log_path}:\n{tail}")
-
-
-def snapshot_name(strategy: str, phase: int, step: int) -> str:
-    return f"{strategy}_phase{phase}_step{step:07d}.pth"
 
 
 def final_snapshot(phase_dir: Path, strategy: str, phase: int, step: int) -> Path:
@@ -326,7 +317,7 @@ def write_checkpoint_list(exp_dir: Path, schedule: Schedule, plans: list[PhasePl
                     "path": str(path.resolve()), "config": str((phase_dir / "config.yaml").resolve()),
                     "strategy": schedule.name, "phase": plan.index, "global_step": step,
                     "phase_end": step == plan.end_step, "layer_targets": plan.targets.describe(), "k": plan.k,
-                    "name": f"{exp_dir.name}_phase{plan.index}_step{step}",
+                    "run": exp_dir.name, "name": upstream_name(exp_dir.name, plan.index, step),
                 })  # fmt: skip
     path = exp_dir / "checkpoints.json"
     atomic_write_text(path, json.dumps(entries, indent=1) + "\n")

@@ -1,7 +1,7 @@
 """One clustering step of HuBERT pretraining: features -> k-means -> labels -> quality.
 
 ``make_targets`` is what stage 4 runs for the first phase and what every later phase runs on
-the previous phase's model. Layout (``out_dir`` is named by :func:`target_tag`)::
+the previous phase's model. Layout (``out_dir`` is named by ``utils.naming.target_tag``)::
 
     <feature_root>/<source name>/<set>/     feature dumps, shared by every K and strategy
     <out_dir>/kmeans/                       centroids.npy, kmeans.json (kept)
@@ -38,12 +38,12 @@ from espnet_hubert_ae.targets.labels import (
     write_tokens,
 )
 from espnet_hubert_ae.targets.quality import target_quality
-from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource, target_tag
+from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "target_tag", "peak_memory_mb"]
+__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "peak_memory_mb"]
 
 
 @dataclass

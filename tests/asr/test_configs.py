@@ -1,10 +1,9 @@
-"""Generated ESPnet configs (SUPERB-style and fine-tuning) and the choice of upstream."""
+"""Generated ESPnet configs (SUPERB-style and fine-tuning)."""
 
 import pytest
 import yaml
 
 from espnet_hubert_ae.asr.configs import ConfigError, finetune_config, load_yaml, superb_config
-from espnet_hubert_ae.asr.pipeline import final_upstream, upstream_tag
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 
@@ -42,24 +41,3 @@ def test_channel_mask_that_torchaudio_cannot_draw_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="mask_channel_prob"):
         finetune_config(load_yaml(resolve_preset("asr", "finetune_10h")), small)
 
-
-def test_final_upstream_of_a_strategy(tmp_path):
-    from espnet_hubert_ae.upstream.registry import RegistryEntry, UpstreamError, write_registry
-
-    def entry(strategy, phase, step):
-        ckpt = tmp_path / f"{strategy}{phase}{step}.pth"
-        return RegistryEntry(f"{strategy}/{phase}/step{step}", ckpt, tmp_path / "config.yaml", strategy, phase, step,
-                             f"{strategy}_tiny")
-
-    registry = write_registry(tmp_path / "upstreams.json", [
-        entry("progressive", "p1", 900), entry("progressive", "p2", 100), entry("progressive", "p2", 300),
-        entry("baseline", "p3", 50)])
-    assert final_upstream("progressive", registry) == "progressive/p2/step300"
-    assert final_upstream("baseline_tiny", registry) == "baseline/p3/step50"
-    with pytest.raises(UpstreamError, match="registered strategies: baseline, progressive"):
-        final_upstream("height", registry)
-
-
-def test_upstream_tags():
-    assert upstream_tag("progressive/p2/step300") == "progressive_p2_step300"
-    assert upstream_tag("/exp/pretrain/base/model.pth") == "base_model"

@@ -76,4 +76,6 @@ def test_run_sh_help_and_bad_values(recipe_dir):
     bad = subprocess.run(["./run.sh", "--nj", "two"], cwd=recipe_dir, capture_output=True, text=True)
     assert bad.returncode == 2 and "--nj must be a non-negative integer" in bad.stderr
     bad = subprocess.run(["./run.sh", "--strategy", "baseline nope"], cwd=recipe_dir, capture_output=True, text=True)
-    assert bad.returncode == 2 and "--strategy nope: no such preset" in bad.stderr and "progressive" in bad.stderr
+    assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr and "progressive" in bad.stderr
+    bad = subprocess.run(["./run.sh", "--model", "huge"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model 'huge'" in bad.stderr and "tiny" in bad.stderr

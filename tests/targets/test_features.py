@@ -9,7 +9,8 @@ from espnet_hubert_ae.data.audio import AudioError, read_utterance
 from espnet_hubert_ae.data.datadir import Utterance, read_datadir
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
 from espnet_hubert_ae.targets.mfcc import mfcc_features
-from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, target_tag
+from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError
+from espnet_hubert_ae.utils.naming import target_tag
 from espnet_hubert_ae.utils.fileio import done_marker
 
 
@@ -67,11 +68,9 @@ def test_layer_features_and_tags(synthetic_sets, tiny_hubert_checkpoint, tmp_pat
     assert features.dim == 64
     assert features.read(utts[0].utt_id).shape[0] == (utts[0].num_samples - 400) // 320 + 1
     assert source.name == "L1-tiny"
-    assert target_tag("progressive", 2, source, 500) == "progressive_p2_L1-tiny_k500"
-    assert target_tag("progressive", 1, MFCC(), 100) == "progressive_p1_mfcc_k100"
-    assert target_tag("progressive", 2, Layer(tiny_hubert_checkpoint, 2, "tiny"), 500) != target_tag(
-        "progressive", 2, source, 500
-    )
+    assert target_tag("progressive", 2, source.name, 500) == "progressive_p2_L1-tiny_k500"
+    assert target_tag("progressive", 1, MFCC().name, 100) == "progressive_p1_mfcc_k100"
+    assert Layer(tiny_hubert_checkpoint, 2, "tiny").name != source.name
 
 
 def test_layer_out_of_range_is_named(synthetic_sets, tiny_hubert_checkpoint, tmp_path):
