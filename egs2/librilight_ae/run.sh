@@ -27,6 +27,7 @@ data=builtin         # corpus: builtin (generated with espeak-ng, no download) o
 builtin_minutes=30   # built-in corpus: minutes of audio in the pretraining set
 pretrain_sets=train-clean-100  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
 librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretraining (small, medium or large)
+eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of dev_clean dev_other test_clean test_other the corpus has)
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
@@ -46,7 +47,7 @@ analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse,
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
 superb_config=       # stage 8 template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
 superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
-finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
+finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
 finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
 asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
@@ -71,8 +72,11 @@ datadir=data
 dumpdir=dump/raw
 expdir=exp
 pretrain_set=train_pretrain
-finetune_sets="train_10h train_1h train_10min"
-eval_sets="dev_clean dev_other test_clean test_other"
+valid_set=dev_clean  # pretraining's validation set
+# Sets named by --eval_sets / --finetune_splits must exist; left unnamed, each standard set is
+# used where the corpus has it, and a missing one is skipped with a note.
+eval_list=${eval_sets:-dev_clean dev_other test_clean test_other}
+finetune_list=${finetune_splits:-train_10h train_1h train_10min}
 
 # One recipe directory holds one corpus: refuse to mix them in data/.
 corpus_marker=${datadir}/.corpus
@@ -96,6 +100,13 @@ run_stage() {
     stage_timer_end
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
     timed_stage=$1 timed_start=$(date +%s)
+}
+# The sets of a list that stage 2 formatted, one a line; a missing one is skipped with a note.
+present_sets() {
+    local s
+    for s in "$@"; do
+        if [ -f "${dumpdir}/${s}/wav.scp" ]; then echo "${s}"; else log "  no ${dumpdir}/${s}: skipping it"; fi
+    done
 }
 # Names come from the package's one rule for each (espnet_hubert_ae.utils.naming), never from
 # file names here: a schedule goes by its name: field, whatever its file is called.
@@ -122,7 +133,7 @@ if run_stage 1; then
     log "Stage 1: data preparation (${data}) -> ${datadir}/"
     local/data.sh --data "${data}" --datadir "${datadir}" --seed "${seed}" --nj "${nj}" \
         --builtin_minutes "${builtin_minutes}" --pretrain_sets "${pretrain_sets}" \
-        --librilight_unlab "${librilight_unlab}"
+        --librilight_unlab "${librilight_unlab}" --eval_sets "${eval_sets}" --finetune_sets "${finetune_splits}"
 fi
 
 if run_stage 2; then
@@ -131,28 +142,26 @@ if run_stage 2; then
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads "${nj}" "${dumpdir%/*}/log/format_data.log" \
         python -m espnet_hubert_ae.bin.format_data --src "${datadir}" --dst "${dumpdir}" \
-            --sets ${pretrain_set} ${eval_sets} --optional_sets ${finetune_sets} \
+            --sets ${pretrain_set} ${valid_set} --optional_sets ${eval_list} ${finetune_list} \
             --filter_sets "${pretrain_set}" --min_seconds "${min_seconds}" --max_seconds "${max_seconds}" --nj "${nj}"
     grep -hE " (kept|WARNING) " "${dumpdir%/*}/log/format_data.log" >&2 || true
 fi
 
 if run_stage 3; then
     log "Stage 3: alignments for the analysis"
-    # builtin: checks the stage 1 CTMs; librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
+    # Into the stage 2 sets, their one home: builtin: the synthesiser's timings (stage 1), checked;
+    # librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads 1 "${dumpdir%/*}/log/prepare_alignments.log" \
         python -m espnet_hubert_ae.bin.prepare_alignments --data "${data}" --datadir "${datadir}" \
-            --dumpdir "${dumpdir}" --sets ${eval_sets} --alignments "${LIBRISPEECH_ALIGNMENTS}"
-    grep -hE " (aligned|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
+            --dumpdir "${dumpdir}" --sets ${eval_list} --alignments "${LIBRISPEECH_ALIGNMENTS}"
+    grep -hE " (aligned|not in|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
 fi
 
 if run_stage 4; then
     log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
     [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
-    target_sets=
-    for s in ${pretrain_set} ${finetune_sets} ${eval_sets}; do
-        if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
-    done
+    target_sets=$(present_sets ${pretrain_set} ${finetune_list} ${eval_list})
     # MFCC of every set, one shard of each per job; shared by every phase-1 K
     ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
         python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
@@ -178,7 +187,7 @@ if run_stage 5; then
         log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
-                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
+                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
                 --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
                 --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
@@ -194,8 +203,7 @@ fi
 if run_stage 7; then
     log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set}"
     analysis_dir=${expdir}/analysis/${analysis_set}
-    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked copy, if it carries the alignments
-    [ -f "${analysis_data}/phones.ctm" ] || analysis_data=${datadir}/${analysis_set}
+    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked set, with stage 3's alignments
     read -r -a checkpoints <<< "${analysis_checkpoints}"
     eval "extra_args=(${analysis_args})"
     # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
@@ -213,18 +221,19 @@ fi
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the
 # validation set (a small training set may lack some of their characters).
 token_sets="${dumpdir}/${asr_valid_set}"
-for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+for s in ${finetune_list}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
 
 if run_stage 8; then
     log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
     config=${superb_config:-superb$([ "${data}" = builtin ] && echo _tiny)}
+    asr_eval_sets=$(present_sets ${eval_list})
     for which in "${asr_targets[@]}"; do
         tag=$(asr_tag "${which}")
         log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
             python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
                 --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --exp_root "${expdir}/asr_superb" \
+                --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --exp_root "${expdir}/asr_superb" \
                 --token_text_sets ${token_sets} \
                 --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
     done
@@ -232,7 +241,9 @@ fi
 
 if run_stage 9; then
     log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
-    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || echo "${finetune_sets}")}
+    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || present_sets ${finetune_list})}
+    [ -n "${splits}" ] || log "  no fine-tuning set (librispeech: set LIBRILIGHT_LIMITED in db.sh): nothing to do"
+    asr_eval_sets=$(present_sets ${eval_list})
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
@@ -247,7 +258,7 @@ if run_stage 9; then
                 ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
                     python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \
                         --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                        --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --reset_top_layers "${n}" \
+                        --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --reset_top_layers "${n}" \
                         --token_text_sets ${token_sets} --exp_root "${expdir}/finetune" \
                         --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
             done

@@ -26,8 +26,9 @@ logger = logging.getLogger("analyse")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, METRICS
+    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, METRICS, AnalysisConfig
 
+    config = AnalysisConfig()  # every default of the analysis is declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="data directory with phones.ctm / words.ctm")
     p.add_argument("--outdir", type=Path, required=True, help="analysis directory of this data set")
@@ -36,28 +37,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", type=Path, default=None, help="upstream registry (default: exp/upstreams.json upward)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
                    help=f"default: {' '.join(DEFAULT_METRICS)} (+ semantic_cca with --word_embeddings)")
-    p.add_argument("--max_utterances", type=int, default=500, help="utterances analysed, a seeded sample (0: all)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max_utterances", type=int, default=config.max_utterances,
+                   help="utterances analysed, a seeded sample (0: all)")
+    p.add_argument("--seed", type=int, default=config.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
     p.add_argument("--blas_threads", type=int, default=1,
                    help="BLAS threads of the metrics' linear algebra (more only on an otherwise idle machine)")
-    p.add_argument("--layer_group", type=int, default=None,
+    p.add_argument("--layer_group", type=int, default=config.layer_group,
                    help="layers per pass over the data (bounds memory on large sets; default: all in one pass)")
     g = p.add_argument_group("CCA protocol")
-    g.add_argument("--n_folds", type=int, default=10)
-    g.add_argument("--n_trials", type=int, default=3)
-    g.add_argument("--num_phones", type=int, default=None, help="keep the N most frequent phones (default: all)")
-    g.add_argument("--rare_phones", choices=["error", "drop"], default="error",
+    g.add_argument("--n_folds", type=int, default=config.n_folds)
+    g.add_argument("--n_trials", type=int, default=config.n_trials)
+    g.add_argument("--num_phones", type=int, default=config.num_phones,
+                   help="keep the N most frequent phones (default: all)")
+    g.add_argument("--rare_phones", choices=["error", "drop"], default=config.rare_phones,
                    help="phones with fewer instances than folds: fail (default), or leave them out (small corpora)")
-    g.add_argument("--phone_instances", type=int, default=200, help="at most this many instances per phone")
-    g.add_argument("--num_words", type=int, default=500, help="keep the N most frequent words")
-    g.add_argument("--word_instances", type=int, default=15, help="at most this many instances per word")
+    g.add_argument("--phone_instances", type=int, default=config.phone_instances,
+                   help="at most this many instances per phone")
+    g.add_argument("--num_words", type=int, default=config.num_words, help="keep the N most frequent words")
+    g.add_argument("--word_instances", type=int, default=config.word_instances,
+                   help="at most this many instances per word")
     g.add_argument("--word_embeddings", type=Path, default=None, help="GloVe text file for the semantic view")
-    g.add_argument("--word_embedding_dim", type=int, default=None, help="expected embedding dimension")
+    g.add_argument("--word_embedding_dim", type=int, default=config.word_embedding_dim,
+                   help="expected embedding dimension")
     g = p.add_argument_group("probe and clusters")
-    g.add_argument("--probe_frames", type=int, default=10000, help="frames sampled for the probe and k-means")
-    g.add_argument("--kmeans_k", type=int, default=100, help="clusters for the cluster-quality metric")
+    g.add_argument("--probe_frames", type=int, default=config.probe_frames,
+                   help="frames sampled for the probe and k-means")
+    g.add_argument("--kmeans_k", type=int, default=config.kmeans_k, help="clusters for the cluster-quality metric")
     g = p.add_argument_group("summary")
     g.add_argument("--reference_strategy", default=None, help="strategy whose final score defines steps-to-target")
     g.add_argument("--target_layer", type=int, default=None, help="layer scored for steps-to-target (default: best)")

@@ -43,28 +43,35 @@ compare their weights at the end of every phase (``phase<N>/ddp_weights.json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from espnet_hubert_ae.pretrain.runner import PretrainJob
+
+    job = {f.name: f.default for f in dataclasses.fields(PretrainJob)}  # the defaults, declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", required=True, help="strategy preset or a schedule YAML")
     p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
     p.add_argument("--datadir", type=Path, default=Path("dump/raw"), help="directory holding the data sets")
     p.add_argument("--train_set", default="train_pretrain")
     p.add_argument("--valid_set", default="dev_clean")
-    p.add_argument("--exp_root", type=Path, default=Path("exp/pretrain"))
-    p.add_argument("--targets_root", type=Path, default=Path("dump/targets"), help="where labels and features go")
-    p.add_argument("--pretrain_steps", type=int, default=None, help="total steps; phases scale proportionally")
-    p.add_argument("--checkpoint_interval", type=int, default=None,
+    p.add_argument("--exp_root", type=Path, default=job["exp_root"])
+    p.add_argument("--targets_root", type=Path, default=job["targets_root"], help="where labels and features go")
+    p.add_argument("--pretrain_steps", type=int, default=job["pretrain_steps"],
+                   help="total steps; phases scale proportionally")
+    p.add_argument("--checkpoint_interval", type=int, default=job["checkpoint_interval"],
                    help="steps between resumable checkpoints (default: the model config's num_iters_per_epoch)")
-    p.add_argument("--ngpu", type=int, default=0)
-    p.add_argument("--nj", type=int, default=1, help="parallel jobs for features")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--kmeans_portion", type=float, default=0.1, help="portion of the training set k-means fits on")
-    p.add_argument("--launcher", default=None, help="command that launches training workers, e.g. torchrun ...")
+    p.add_argument("--ngpu", type=int, default=job["ngpu"])
+    p.add_argument("--nj", type=int, default=job["nj"], help="parallel jobs for features")
+    p.add_argument("--seed", type=int, default=job["seed"])
+    p.add_argument("--kmeans_portion", type=float, default=job["kmeans_portion"],
+                   help="portion of the training set k-means fits on")
+    p.add_argument("--launcher", default=job["launcher"],
+                   help="command that launches training workers, e.g. torchrun ...")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then options passed to ESPnet's trainer")
     return p
 

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import yaml
 
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
+from espnet_hubert_ae.targets.kmeans import KMEANS_PORTION
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 from espnet_hubert_ae.utils.naming import phase_tag, run_tag, snapshot_name, snapshot_prefix, target_tag, upstream_name
 from espnet_hubert_ae.utils.presets import resolve_preset
@@ -72,7 +73,7 @@ class PretrainJob:
     ngpu: int = 0
     nj: int = 1
     seed: int = 1
-    kmeans_portion: float = 0.1
+    kmeans_portion: float = KMEANS_PORTION
     checkpoint_interval: int | None = None  # steps between resumable checkpoints (model config's default)
     train_args: list[str] = dataclasses.field(default_factory=list)  # extra ESPnet options
     launcher: str | None = None  # e.g. "torchrun --nproc_per_node 8": runs "-m <trainer> ..." itself

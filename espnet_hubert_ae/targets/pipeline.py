@@ -29,7 +29,7 @@ from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, rea
 from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
 from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import (
     downsample,
     fit_label_count,
@@ -155,7 +155,7 @@ def make_targets(
     source: TargetSource,
     k: int,
     out_dir: Path,
-    portion: float = 0.1,
+    portion: float = KMEANS_PORTION,
     seed: int = 1,
     nj: int = 1,
     device: str = "cpu",
