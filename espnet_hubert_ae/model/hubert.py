@@ -6,8 +6,9 @@ an utterance has.
 
 Layer index convention (one for the whole project, like s3prl's ``hubert`` upstream): index 0
 is the input of the first transformer layer -- the conv features after feature projection,
-positional convolution and the transformer's input layer norm, as torchaudio's ``Transformer``
-prepares them -- and index L (1..N) is the output of transformer layer L. A 12-layer model
+positional convolution and (post-LN models) the transformer's input layer norm, as
+torchaudio's ``Transformer`` prepares them -- and index L (1..N) is the output of transformer
+layer L. A 12-layer model
 therefore has 13 hidden states.
 
 Checkpoints are stock ESPnet ``HubertTask`` ones: a model state-dict ``.pth`` with the training
