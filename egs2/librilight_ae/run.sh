@@ -54,7 +54,6 @@ asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
 
-command_line="./run.sh$(printf ' %q' "$@")"
 . ./local/parse_options.sh
 . ./path.sh
 . ./cmd.sh

@@ -121,6 +121,6 @@ def test_report_writes_table_summary_and_plots(synthetic_corpus, tmp_path, mel_f
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == stats
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))
     for measure in ("mel_cca", "phone_probe_acc"):
-        assert {f"{measure}_layers.png", f"{measure}_strategies.png", f"{measure}_heatmap_baseline.png",
-                f"{measure}_heatmap_progressive.png"} <= set(pngs)
+        assert {f"{measure}_layers.png", f"{measure}_strategies.png", f"{measure}_heatmap_baseline_tiny.png",
+                f"{measure}_heatmap_progressive_tiny.png"} <= set(pngs)
     assert all((tmp_path / "out" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
