@@ -21,8 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sets", nargs="+", required=True, help="sets that must exist in --src")
     p.add_argument("--optional_sets", nargs="*", default=[], help="sets formatted only if --src has them")
     p.add_argument("--filter_sets", nargs="*", default=[PRETRAIN_SET], help="sets filtered by length")
-    p.add_argument("--min_seconds", type=float, default=MIN_SECONDS, help="shorter utterances are excluded (filter_sets)")
-    p.add_argument("--max_seconds", type=float, default=MAX_SECONDS, help="longer utterances are excluded (filter_sets)")
+    p.add_argument("--min_seconds", type=float, default=MIN_SECONDS,
+                   help="shorter utterances are excluded (filter_sets)")
+    p.add_argument("--max_seconds", type=float, default=MAX_SECONDS,
+                   help="longer utterances are excluded (filter_sets)")
     p.add_argument("--nj", type=int, default=1, help="parallel decoding processes")
     return p
 

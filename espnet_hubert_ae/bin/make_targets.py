@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature_root", type=Path, default=None, help="feature dumps [<out_root>/features]")
     p.add_argument("--frames_from", type=Path, default=None,
                    help="model config (YAML) whose conv stack sets the label count [HuBERT Base's]")  # fmt: skip
-    p.add_argument("--portion", type=float, default=KMEANS_PORTION, help="share of train utterances k-means is fitted on")
+    p.add_argument("--portion", type=float, default=KMEANS_PORTION,
+                   help="share of train utterances k-means is fitted on")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--nj", type=int, default=1, help="feature shards (and worker processes on CPU)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] for layer features and k-means")

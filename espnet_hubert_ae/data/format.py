@@ -170,8 +170,8 @@ def format_sets(
     done = {}
     for name in [*sets, *(s for s in optional_sets if s not in sets)]:
         if not (src_root / name / "wav.scp").is_file():
-            logger.info("%s: not in %s, skipping this optional set (not in the corpus, or its path is not set in db.sh)",
-                        name, src_root)
+            logger.info("%s: not in %s, skipping this optional set (not in the corpus, or its path is not "
+                        "set in db.sh)", name, src_root)
             continue
         length_range = (min_seconds, max_seconds) if name in filter_sets else None
         done[name] = format_set(src_root / name, dst_root / name, length_range=length_range, nj=nj)

@@ -1,6 +1,6 @@
 """Pretraining schedules: the phases of HuBERT's iterative procedure, read from YAML and checked.
 
-A schedule (a preset, ``conf/strategy/NAME.yaml``, or any such file) lists phases. Each phase trains for ``steps`` updates on
+A schedule (``conf/strategy/NAME.yaml``) lists phases. Each phase trains for ``steps`` updates on
 labels made by k-means with ``k`` clusters over MFCC features (``targets: mfcc``) or over one
 layer of the model that ended the previous phase (``targets: 6``, ``targets: top``, or
 ``targets: 6/12``: layer 6 of a 12-layer model, scaled to the depth of the model trained). It

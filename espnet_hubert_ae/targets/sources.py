@@ -1,7 +1,8 @@
 """What targets are clustered from: MFCC, or one layer of one pretraining checkpoint.
 
 A source knows its name (part of every artefact name -- see ``utils.naming.target_tag`` -- so
-runs that differ in layer, checkpoint or K never share a directory) and how to turn a batch of utterances into feature matrices.
+runs that differ in layer, checkpoint or K never share a directory) and how to turn a batch of
+utterances into feature matrices.
 """
 
 from __future__ import annotations

@@ -119,8 +119,9 @@ def read_checkpoint_list(path: str | os.PathLike) -> list[CheckpointRef]:
         config = _locate(str(config_value), path) if config_value else checkpoint.parent / CONFIG_NAME
         phase = _integer(record, ("phase",), "phase", path)
         step = _integer(record, _STEP_KEYS, "global step", path)
-        refs.append(CheckpointRef(upstream_name(run, phase, step), checkpoint, config, run,
-                                  str(record.get("strategy") or run), phase, step, bool(record.get("phase_end", False))))
+        strategy = str(record.get("strategy") or run)
+        refs.append(CheckpointRef(upstream_name(run, phase, step), checkpoint, config, run, strategy, phase, step,
+                                  bool(record.get("phase_end", False))))
     return refs
 
 
@@ -236,10 +237,8 @@ def write_registry(path: str | os.PathLike, refs: Iterable[CheckpointRef]) -> Pa
     """Write the registry atomically; paths are stored relative to its directory."""
     path = Path(path)
     base = path.parent
-    records = [
-        {**dataclasses.asdict(ref), "checkpoint": _relative(ref.checkpoint, base), "config": _relative(ref.config, base)}
-        for ref in refs
-    ]
+    records = [{**dataclasses.asdict(ref), "checkpoint": _relative(ref.checkpoint, base),
+                "config": _relative(ref.config, base)} for ref in refs]
     atomic_write_text(path, json.dumps({"version": FORMAT_VERSION, "upstreams": records}, indent=2) + "\n")
     return path
 

@@ -81,5 +81,6 @@ def upstream_tag(name_or_path: str | os.PathLike) -> str:
     """A file or directory name for an upstream: a checkpoint file (``.pth``) by its folder and
     stem, a registered name with its ``/`` made ``_`` (``run/p4/step120`` -> ``run_p4_step120``)."""
     path = Path(name_or_path)
-    text = f"{path.parent.name}_{path.stem}" if path.suffix == CHECKPOINT_SUFFIX else str(name_or_path).replace("/", "_")
-    return safe_tag(text)
+    if path.suffix == CHECKPOINT_SUFFIX:
+        return safe_tag(f"{path.parent.name}_{path.stem}")
+    return safe_tag(str(name_or_path).replace("/", "_"))

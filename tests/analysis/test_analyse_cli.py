@@ -14,8 +14,8 @@ FAST = ["--kmeans_k", "8", "--probe_frames", "3000"]
 @pytest.fixture
 def registry(tmp_path, tiny_hubert_checkpoint):
     entries = [
-        CheckpointRef(f"{strategy}_tiny/p1/step{step}", tiny_hubert_checkpoint, tiny_hubert_checkpoint.parent / "config.yaml",
-                      f"{strategy}_tiny", strategy, 1, step)
+        CheckpointRef(f"{strategy}_tiny/p1/step{step}", tiny_hubert_checkpoint,
+                      tiny_hubert_checkpoint.parent / "config.yaml", f"{strategy}_tiny", strategy, 1, step)
         for strategy, step in (("baseline", 100), ("progressive", 100))
     ]
     return write_registry(tmp_path / "exp" / "upstreams.json", entries)

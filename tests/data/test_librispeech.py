@@ -79,7 +79,8 @@ def test_incomplete_limited_tree_names_the_missing_fold(tmp_path, libri_corpora,
     limited = libri_corpora["limited"]
     (limited / "1h" / "3" / "other").rename(limited / "1h" / "3" / "moved")
     with caplog.at_level(logging.INFO):  # unnamed sets are optional: the incomplete ones are skipped with a note
-        sets = prepare_librispeech(tmp_path / "data", librispeech=libri_corpora["librispeech"], librilight_limited=limited)
+        sets = prepare_librispeech(tmp_path / "data", librispeech=libri_corpora["librispeech"],
+                                   librilight_limited=limited)
     assert "train_10min" in sets and "train_1h" not in sets and "train_10h" not in sets
     assert "train_1h: 1h/3/other/ not found" in caplog.text
     with pytest.raises(FileNotFoundError, match=r"1h/3/other/ not found .*LIBRILIGHT_LIMITED"):

@@ -91,7 +91,8 @@ def recipe(tmp_path):
                                          "train_set": "dump/raw/train_pretrain"})
         _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer, "cer": 20.0, "num_utts": 10}]})
         for reset in (0, 2):
-            exp = recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_tiny_40_p2_step40" / f"train_10min_reset{reset}"
+            tag = f"{strategy}_tiny_40_p2_step40"
+            exp = recipe / "exp" / "finetune" / "finetune_tiny" / tag / f"train_10min_reset{reset}"
             _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}_tiny_40/p2/step40",
                                              "train_set": "dump/raw/train_10min", "reset_top_layers": reset})
             _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 10 + reset, "cer": 30.0}]})
