@@ -44,7 +44,7 @@ analysis_checkpoints=all        # registered checkpoint names to analyse (all: e
 reference_strategy=baseline     # strategy whose final score defines steps-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream ASR (stages 8-9)
-asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy run)
 superb_config=       # stage 8 template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
 superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
 finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
