@@ -27,11 +27,12 @@ data=builtin         # corpus: builtin (generated with espeak-ng, no download) o
 builtin_minutes=30   # built-in corpus: minutes of audio in the pretraining set
 pretrain_sets=train-clean-100  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
 librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretraining (small, medium or large)
+eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of dev_clean dev_other test_clean test_other the corpus has)
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=progressive # schedule(s): presets in conf/strategy/ (baseline warmstart height progressive) or YAML paths; a list runs each
-model=tiny           # model config in conf/model/: tiny (CPU), base, large
+strategy=progressive # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+model=tiny           # model preset (tiny (CPU), base, large) or a config YAML
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
 pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own; builtin: builtin_pretrain_steps)
@@ -43,17 +44,16 @@ analysis_checkpoints=all        # registered checkpoint names to analyse (all: e
 reference_strategy=baseline     # strategy whose final score defines steps-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream ASR (stages 8-9)
-asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
-superb_config=       # stage 8 template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy run)
+superb_config=       # stage 8 template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
 superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
-finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
-finetune_config=     # stage 9 template (empty: conf/asr/finetune_tiny.yaml for builtin, conf/asr/finetune_<split>.yaml otherwise)
+finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
+finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
 asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
 
-command_line="./run.sh$(printf ' %q' "$@")"
 . ./local/parse_options.sh
 . ./path.sh
 . ./cmd.sh
@@ -71,8 +71,11 @@ datadir=data
 dumpdir=dump/raw
 expdir=exp
 pretrain_set=train_pretrain
-finetune_sets="train_10h train_1h train_10min"
-eval_sets="dev_clean dev_other test_clean test_other"
+valid_set=dev_clean  # pretraining's validation set
+# Sets named by --eval_sets / --finetune_splits must exist; left unnamed, each standard set is
+# used where the corpus has it, and a missing one is skipped with a note.
+eval_list=${eval_sets:-dev_clean dev_other test_clean test_other}
+finetune_list=${finetune_splits:-train_10h train_1h train_10min}
 
 # One recipe directory holds one corpus: refuse to mix them in data/.
 corpus_marker=${datadir}/.corpus
@@ -97,31 +100,39 @@ run_stage() {
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
     timed_stage=$1 timed_start=$(date +%s)
 }
-# A schedule's name: a preset's, or a YAML file's stem.
-strategy_name() { basename "${1%.y*ml}"; }
+# The sets of a list that stage 2 formatted, one a line; a missing one is skipped with a note.
+present_sets() {
+    local s
+    for s in "$@"; do
+        if [ -f "${dumpdir}/${s}/wav.scp" ]; then echo "${s}"; else log "  no ${dumpdir}/${s}: skipping it"; fi
+    done
+}
+# Names come from the package's one rule for each (espnet_hubert_ae.utils.naming), never from
+# file names here: a schedule goes by its name: field, whatever its file is called.
+names() { python -m espnet_hubert_ae.bin.names "$@"; }
 read -r -a strategies <<< "${strategy}"
 [ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
-for s in "${strategies[@]}"; do
-    [ -f "${s}" ] || [ -f "conf/strategy/${s}.yaml" ] || {
-        echo "$0: --strategy ${s}: no such preset (conf/strategy/: $(ls conf/strategy | sed 's/\.yaml$//' | tr '\n' ' ')) or schedule file" >&2
-        exit 2
-    }
-done
-# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy;
-# asr_tag names its logs ("--upstream=progressive/p4/step120" -> progressive_p4_step120).
-asr_tag() { local tag=${1#*=}; tag=${tag%.pth}; echo "${tag//\//_}"; }
+found=$(names strategy "${strategies[@]}") || { echo "$0: --strategy ${strategy}: see the error above" >&2; exit 2; }
+mapfile -t strategy_names <<< "${found}"
+model_config=$(names config model "${model}") || { echo "$0: --model ${model}: see the error above" >&2; exit 2; }
+steps=${pretrain_steps}
+[ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
+run_tag_of() { names run_tag --strategy "$1" --model "${model}" ${steps:+--pretrain_steps "${steps}"}; }
+# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each run;
+# asr_tag names their logs ("--upstream=progressive_tiny_120/p4/step120" -> progressive_tiny_120_p4_step120).
+asr_tag() { names upstream_tag "${1#*=}"; }
 if [ -n "${asr_upstreams}" ]; then
     read -r -a asr_targets <<< "${asr_upstreams}"
     asr_targets=("${asr_targets[@]/#/--upstream=}")
 else
-    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--strategy=$(strategy_name "${s}")"); done
+    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--run=$(run_tag_of "${s}")"); done
 fi
 
 if run_stage 1; then
     log "Stage 1: data preparation (${data}) -> ${datadir}/"
     local/data.sh --data "${data}" --datadir "${datadir}" --seed "${seed}" --nj "${nj}" \
         --builtin_minutes "${builtin_minutes}" --pretrain_sets "${pretrain_sets}" \
-        --librilight_unlab "${librilight_unlab}"
+        --librilight_unlab "${librilight_unlab}" --eval_sets "${eval_sets}" --finetune_sets "${finetune_splits}"
 fi
 
 if run_stage 2; then
@@ -130,36 +141,34 @@ if run_stage 2; then
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads "${nj}" "${dumpdir%/*}/log/format_data.log" \
         python -m espnet_hubert_ae.bin.format_data --src "${datadir}" --dst "${dumpdir}" \
-            --sets ${pretrain_set} ${eval_sets} --optional_sets ${finetune_sets} \
+            --sets ${pretrain_set} ${valid_set} --optional_sets ${eval_list} ${finetune_list} \
             --filter_sets "${pretrain_set}" --min_seconds "${min_seconds}" --max_seconds "${max_seconds}" --nj "${nj}"
     grep -hE " (kept|WARNING) " "${dumpdir%/*}/log/format_data.log" >&2 || true
 fi
 
 if run_stage 3; then
     log "Stage 3: alignments for the analysis"
-    # builtin: checks the stage 1 CTMs; librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
+    # Into the stage 2 sets, their one home: builtin: the synthesiser's timings (stage 1), checked;
+    # librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads 1 "${dumpdir%/*}/log/prepare_alignments.log" \
         python -m espnet_hubert_ae.bin.prepare_alignments --data "${data}" --datadir "${datadir}" \
-            --dumpdir "${dumpdir}" --sets ${eval_sets} --alignments "${LIBRISPEECH_ALIGNMENTS}"
-    grep -hE " (aligned|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
+            --dumpdir "${dumpdir}" --sets ${eval_list} --alignments "${LIBRISPEECH_ALIGNMENTS}"
+    grep -hE " (aligned|not in|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
 fi
 
 if run_stage 4; then
     log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
     [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
-    target_sets=
-    for s in ${pretrain_set} ${finetune_sets} ${eval_sets}; do
-        if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
-    done
-    model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
+    target_sets=$(present_sets ${pretrain_set} ${finetune_list} ${eval_list})
     # MFCC of every set, one shard of each per job; shared by every phase-1 K
     ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
         python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
             --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
-    for strategy in "${strategies[@]}"; do
+    for i in "${!strategies[@]}"; do
+        strategy=${strategies[i]}
         k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
-        targets_log=${targets_dir}/logs/make_targets.$(strategy_name "${strategy}").p1.log
+        targets_log=${targets_dir}/logs/make_targets.${strategy_names[i]}.p1.log
         ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
             python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
                 --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
@@ -170,16 +179,14 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-    steps=${pretrain_steps}
-    [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
     for strategy in "${strategies[@]}"; do
         log "Stage 5: pretraining with strategy '${strategy}'"
-        run_tag=$(strategy_name "${strategy}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
+        run_tag=$(run_tag_of "${strategy}")
         log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
-                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
+                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
                 --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
                 --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
@@ -195,8 +202,7 @@ fi
 if run_stage 7; then
     log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set}"
     analysis_dir=${expdir}/analysis/${analysis_set}
-    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked copy, if it carries the alignments
-    [ -f "${analysis_data}/phones.ctm" ] || analysis_data=${datadir}/${analysis_set}
+    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked set, with stage 3's alignments
     read -r -a checkpoints <<< "${analysis_checkpoints}"
     eval "extra_args=(${analysis_args})"
     # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
@@ -214,18 +220,19 @@ fi
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the
 # validation set (a small training set may lack some of their characters).
 token_sets="${dumpdir}/${asr_valid_set}"
-for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+for s in ${finetune_list}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
 
 if run_stage 8; then
     log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
-    config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
+    config=${superb_config:-superb$([ "${data}" = builtin ] && echo _tiny)}
+    asr_eval_sets=$(present_sets ${eval_list})
     for which in "${asr_targets[@]}"; do
         tag=$(asr_tag "${which}")
         log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
             python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
                 --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --exp_root "${expdir}/asr_superb" \
+                --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --exp_root "${expdir}/asr_superb" \
                 --token_text_sets ${token_sets} \
                 --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
     done
@@ -233,14 +240,16 @@ fi
 
 if run_stage 9; then
     log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
-    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || echo "${finetune_sets}")}
+    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || present_sets ${finetune_list})}
+    [ -n "${splits}" ] || log "  no fine-tuning set (librispeech: set LIBRILIGHT_LIMITED in db.sh): nothing to do"
+    asr_eval_sets=$(present_sets ${eval_list})
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
                 "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
             exit 2
         fi
-        config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
+        config=${finetune_config:-finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}")}
         for which in "${asr_targets[@]}"; do
             for n in ${reset_top_layers}; do
                 tag=$(asr_tag "${which}")_${split}_reset${n}
@@ -248,7 +257,7 @@ if run_stage 9; then
                 ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
                     python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \
                         --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                        --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --reset_top_layers "${n}" \
+                        --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --reset_top_layers "${n}" \
                         --token_text_sets ${token_sets} --exp_root "${expdir}/finetune" \
                         --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
             done

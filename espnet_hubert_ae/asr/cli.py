@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from espnet_hubert_ae.asr.espnet_run import TrainingError
-from espnet_hubert_ae.asr.pipeline import final_upstream
+from espnet_hubert_ae.upstream.registry import open_registry
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argparse.ArgumentParser:
@@ -16,8 +17,8 @@ def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argp
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--upstream", help="registered upstream name or checkpoint .pth")
-    which.add_argument("--strategy", help="use the last registered checkpoint of this pretraining strategy")
-    p.add_argument("--config", type=Path, default=Path(config), help="ESPnet ASR config template")
+    which.add_argument("--run", help="use the last registered checkpoint of this pretraining run (its run tag)")
+    p.add_argument("--config", default=config, help="ESPnet ASR config template: a preset (conf/asr/) or a YAML")
     p.add_argument("--train_set", type=Path, required=True, help="labelled training data directory")
     p.add_argument("--valid_set", type=Path, required=True, help="validation data directory (model selection)")
     p.add_argument("--eval_sets", type=Path, nargs="+", required=True, help="data directories to decode and score")
@@ -33,10 +34,11 @@ def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argp
 
 
 def run_experiment_cli(args: argparse.Namespace, run: Callable[[argparse.Namespace], object]) -> int:
-    """Resolve ``--strategy`` to its last checkpoint, then ``run(args)``; a failed training is
-    reported as one line (its log is named in it)."""
-    if args.strategy:
-        args.upstream = final_upstream(args.strategy)
+    """Resolve ``--config`` to its file and ``--run`` to its last checkpoint, then
+    ``run(args)``; a failed training is reported as one line (its log is named in it)."""
+    args.config = resolve_preset("asr", args.config)
+    if args.run:
+        args.upstream = open_registry().last(args.run).name
     try:
         run(args)
     except TrainingError as err:

@@ -16,12 +16,12 @@ import logging
 import os
 from pathlib import Path
 
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from espnet_hubert_ae.asr.tokens import BLANK, tokens_to_text
-from espnet_hubert_ae.data.datadir import SAMPLE_RATE, DataDirError, read_table
+from espnet_hubert_ae.data.audio import read_audio
+from espnet_hubert_ae.data.datadir import DataDirError, read_table
 from espnet_hubert_ae.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -65,18 +65,6 @@ def greedy_ctc(model, speech: torch.Tensor) -> list[int]:
     return [int(i) for i in ids if int(i) != 0]
 
 
-def read_audio(path: str, utt_id: str) -> torch.Tensor:
-    try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=False)
-    except Exception as err:  # soundfile raises several types for unreadable files
-        raise DataDirError(f"utterance {utt_id!r}: cannot read audio {path}: {err}") from None
-    if rate != SAMPLE_RATE:
-        raise DataDirError(f"utterance {utt_id!r}: {path} is {rate} Hz, not {SAMPLE_RATE} Hz")
-    if audio.ndim != 1:
-        raise DataDirError(f"utterance {utt_id!r}: {path} is not mono")
-    return torch.from_numpy(audio)
-
-
 def decode_datadir(model, token_list: list[str], datadir: str | os.PathLike, hyp_path: str | os.PathLike,
                    device: str = "cpu") -> Path:
     """Decode every utterance of ``datadir``; write ``<utt> <hypothesis>`` lines to ``hyp_path``.
@@ -88,7 +76,7 @@ def decode_datadir(model, token_list: list[str], datadir: str | os.PathLike, hyp
         raise DataDirError(f"{datadir}: no utterances to decode")
     with atomic_open(hyp_path) as out:
         for utt_id in tqdm(sorted(wavs), desc=f"decode {Path(datadir).name}", unit="utt", leave=False):
-            speech = read_audio(wavs[utt_id], utt_id).to(device)
+            speech = torch.from_numpy(read_audio(wavs[utt_id], utt_id=utt_id)).to(device)
             text = tokens_to_text(token_list[i] for i in greedy_ctc(model, speech))
             out.write(f"{utt_id} {text}".rstrip() + "\n")
     return Path(hyp_path)

@@ -143,36 +143,6 @@ def _describe(exp: AsrExperiment) -> dict:
     }
 
 
-def final_upstream(strategy: str, registry: str | os.PathLike | None = None) -> str:
-    """Registered name of the last checkpoint (latest phase, then step) of ``strategy``."""
-    from espnet_hubert_ae.upstream.registry import UpstreamError, find_registry, read_registry
-
-    registry_path = Path(registry) if registry else find_registry()
-    if registry_path is None:
-        raise UpstreamError(f"no upstream registry to find strategy '{strategy}' in: run stage 6 first "
-                            "(or give checkpoints explicitly)")
-    registered = read_registry(registry_path).values()
-    entries = [e for e in registered if strategy in (e.strategy, e.experiment)]
-    if not entries:
-        known = sorted({e.strategy for e in registered})
-        raise UpstreamError(f"{registry_path}: no checkpoint of strategy '{strategy}' is registered "
-                            f"(registered strategies: {', '.join(known) or 'none'})")
-
-    def order(entry):
-        digits = "".join(c for c in entry.phase if c.isdigit())
-        return (int(digits) if digits else -1, entry.step)
-
-    return max(entries, key=order).name
-
-
-def upstream_tag(upstream: str) -> str:
-    """A directory name for an upstream: its registered name, or checkpoint folder + stem."""
-    path = Path(upstream)
-    if path.suffix == ".pth":
-        return f"{path.parent.name}_{path.stem}"
-    return upstream.replace("/", "_")
-
-
 def run_superb(
     upstream: str,
     template: str | os.PathLike,

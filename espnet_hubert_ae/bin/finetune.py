@@ -1,7 +1,7 @@
 """Stage 9: CTC fine-tuning of a whole pretrained model, optionally with its top layers reset.
 
-    python -m espnet_hubert_ae.bin.finetune --upstream progressive/p2/step1200 \\
-        --config conf/asr/finetune_10h.yaml --train_set dump/raw/train_10h \\
+    python -m espnet_hubert_ae.bin.finetune --upstream progressive_tiny_120/p2/step60 \\
+        --config finetune_10h --train_set dump/raw/train_10h \\
         --valid_set dump/raw/dev_other --eval_sets dump/raw/dev_clean dump/raw/test_clean \\
         --reset_top_layers 2
 
@@ -15,12 +15,13 @@ behaviour"). Dev/test sets are decoded greedily and scored (WER, CER); results g
 from __future__ import annotations
 
 from espnet_hubert_ae.asr.cli import experiment_parser, run_experiment_cli
-from espnet_hubert_ae.asr.pipeline import run_finetune, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_finetune
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/finetune_10h.yaml", "exp/finetune",
+    p = experiment_parser(__doc__, "finetune_10h", "exp/finetune",
                           "<exp_root>/<config name>/<upstream>/<train set>_reset<N>")
     p.add_argument("--reset_top_layers", type=int, default=0, help="re-initialise the top N transformer layers")
     return p

@@ -1,7 +1,7 @@
 """Stage 8: SUPERB-style ASR on a frozen upstream, through stock ESPnet ASR training.
 
-    python -m espnet_hubert_ae.bin.superb_asr --upstream progressive/p2/step1200 \\
-        --config conf/asr/superb_tiny.yaml --train_set dump/raw/train_pretrain \\
+    python -m espnet_hubert_ae.bin.superb_asr --upstream progressive_tiny_120/p2/step60 \\
+        --config superb_tiny --train_set dump/raw/train_pretrain \\
         --valid_set dump/raw/dev_clean --eval_sets dump/raw/dev_clean dump/raw/test_clean
 
 The upstream (a registered name or a checkpoint .pth with config.yaml beside it) stays
@@ -22,12 +22,13 @@ package needs the HEAR scoring dependencies.)
 from __future__ import annotations
 
 from espnet_hubert_ae.asr.cli import experiment_parser, run_experiment_cli
-from espnet_hubert_ae.asr.pipeline import run_superb, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_superb
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/superb.yaml", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, "superb", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
     p.add_argument("--upstream_name", default="hubert_ae_local", help="s3prl hub entry that loads --upstream")
     return p
 

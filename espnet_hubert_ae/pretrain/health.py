@@ -93,12 +93,12 @@ def checkpoint_health(checkpoint: str | Path, datadir: str | Path, num_utterance
     """Health of a kept checkpoint (config.yaml beside it), measured on the first utterances of ``datadir``."""
     from espnet_hubert_ae.data.datadir import read_datadir
     from espnet_hubert_ae.model.hubert import load_pretrain_model
-    from espnet_hubert_ae.targets.features import read_waveform
+    from espnet_hubert_ae.data.audio import read_utterance
 
     model, _ = load_pretrain_model(checkpoint)
     utterances = sorted(read_datadir(datadir), key=lambda u: u.utt_id)[:num_utterances]
     with torch.no_grad():
-        record = assess(layer_norm_gains(model), layer_updates(model, [read_waveform(u) for u in utterances]))
+        record = assess(layer_norm_gains(model), layer_updates(model, [read_utterance(u) for u in utterances]))
     record["checkpoint"] = str(checkpoint)
     record["utterances"] = len(utterances)
     return record

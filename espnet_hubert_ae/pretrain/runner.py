@@ -45,15 +45,15 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from espnet_hubert_ae.pretrain.health import checkpoint_health
+from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.pretrain.sharing import PHASE_KEY, adopt_phase, find_trained_phase, phase_key
-from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule, resolve_config
+from espnet_hubert_ae.targets.kmeans import KMEANS_PORTION
 from espnet_hubert_ae.utils.cost import Cost
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
+from espnet_hubert_ae.utils.naming import phase_tag, run_tag, snapshot_name, snapshot_prefix, target_tag, upstream_name
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
-
 
 class PretrainError(RuntimeError):
     """A phase could not be prepared or trained; the message names the phase and its log."""
@@ -85,7 +85,7 @@ class PretrainJob:
     ngpu: int = 0
     nj: int = 1
     seed: int = 1
-    kmeans_portion: float = 0.1
+    kmeans_portion: float = KMEANS_PORTION
     checkpoint_interval: int | None = None  # steps between resumable checkpoints (model config's default)
     valid_seconds: float | None = 240.0  # audio of the validation subset scored at each checkpoint (None: all)
     budget: dict | None = None  # how pretrain_steps was chosen (schedule.budget_steps), for the record
@@ -97,30 +97,19 @@ class PretrainJob:
 LabelMaker = Callable[[PretrainJob, str, PhasePlan, "Path | None", dict], Labels]
 
 
-def resolve_model_config(model: str) -> Path:
-    """A model config name in conf/model/ or a path to one."""
-    return resolve_config(model, MODEL_DIR, "model")
-
-
-def experiment_tag(strategy: str, model: str, pretrain_steps: int | None) -> str:
-    """``<strategy>_<model>[_<steps>]``: named by what was run, never typed by hand."""
-    tag = f"{strategy}_{Path(model).stem}"
-    return f"{tag}_{pretrain_steps}" if pretrain_steps else tag
-
-
 def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, source_checkpoint: Path | None,
                               train_config: dict) -> Labels:
     """Labels of a phase via the targets pipeline (features -> k-means -> labels), kept by tag."""
     from espnet_hubert_ae.model.hubert import frame_counter
-    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets, target_tag
+    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets
 
     if plan.layer is None:
         source = MFCC()
     else:
         # Named by the whole run, so runs of one strategy with another model or budget keep their own.
-        run = experiment_tag(strategy, job.model, job.pretrain_steps)
-        source = Layer(source_checkpoint, plan.layer, tag=f"{run}_p{plan.index - 1}")
-    out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source, plan.k)
+        run = run_tag(strategy, job.model, job.pretrain_steps)
+        source = Layer(source_checkpoint, plan.layer, tag=phase_tag(run, plan.index - 1))
+    out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source.name, plan.k)
     sets = {name: job.sets[name] for name in (job.train_set, job.valid_set)}
     target_set = make_targets(
         sets=sets, train_set=job.train_set, source=source, k=plan.k, out_dir=out_dir, portion=job.kmeans_portion,
@@ -134,11 +123,11 @@ def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, 
 def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pipeline) -> Path:
     """Run (or resume) every phase of ``job.strategy``; returns the experiment directory."""
     schedule = load_schedule(job.strategy, job.pretrain_steps)
-    model_config_path = resolve_model_config(job.model)
+    model_config_path = resolve_preset("model", job.model)
     model_config = yaml.safe_load(model_config_path.read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
     plans = schedule.plan(num_layers)
-    exp_dir = Path(job.exp_root) / experiment_tag(schedule.name, job.model, job.pretrain_steps)
+    exp_dir = Path(job.exp_root) / run_tag(schedule.name, job.model, job.pretrain_steps)
     _check_same_plan(exp_dir, schedule, job, plans)
     logger.info("strategy %s: %d phases, %d steps in all -> %s", schedule.name, len(plans), plans[-1].end_step, exp_dir)
 
@@ -368,14 +357,6 @@ def _tail(log_path: Path, lines: int = 20) -> str:
     return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])
 
 
-def snapshot_prefix(strategy: str, phase: int) -> str:
-    return f"{strategy}_phase{phase}_"
-
-
-def snapshot_name(strategy: str, phase: int, step: int) -> str:
-    return f"{snapshot_prefix(strategy, phase)}step{step:07d}.pth"
-
-
 def final_snapshot(phase_dir: Path, strategy: str, phase: int, step: int) -> Path:
     return Path(phase_dir) / snapshot_name(strategy, phase, step)
 
@@ -444,7 +425,7 @@ def write_checkpoint_list(exp_dir: Path, schedule: Schedule, plans: list[PhasePl
                     "path": str(path.resolve()), "config": str((phase_dir / "config.yaml").resolve()),
                     "strategy": schedule.name, "phase": plan.index, "global_step": step,
                     "phase_end": step == plan.end_step, "layer_targets": plan.targets.describe(), "k": plan.k,
-                    "name": f"{exp_dir.name}_phase{plan.index}_step{step}",
+                    "run": exp_dir.name, "name": upstream_name(exp_dir.name, plan.index, step),
                 })  # fmt: skip
     path = exp_dir / "checkpoints.json"
     atomic_write_text(path, json.dumps(entries, indent=1) + "\n")

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-STRATEGY_DIR = Path(__file__).resolve().parents[2] / "conf" / "strategy"
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 SCHEDULE_KEYS = {"name", "description", "phases", "loss", "lr"}
 PHASE_KEYS = {"steps", "targets", "k", "init", "warmup", "snapshots", "notes"}
@@ -263,29 +263,10 @@ def lr_factor(plan: PhasePlan, step: int) -> float:
 # Loading and validation
 
 
-def resolve_config(name_or_path: str | Path, directory: Path, what: str) -> Path:
-    """A config named in ``directory`` (``<name>.yaml``) or a path to one; ``what`` names it in errors."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ScheduleError(f"{what} file not found: {path}")
-        return path
-    named = directory / f"{name_or_path}.yaml"
-    if not named.is_file():
-        names = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise ScheduleError(f"unknown {what} '{name_or_path}': not a file, and not one of {directory}/ "
-                            f"({', '.join(names)})")
-    return named
-
-
-def resolve_strategy_path(name_or_path: str | Path) -> Path:
-    """A preset name in conf/strategy/ or a path to a schedule file."""
-    return resolve_config(name_or_path, STRATEGY_DIR, "strategy")
-
-
 def load_schedule(name_or_path: str | Path, pretrain_steps: int | None = None) -> Schedule:
-    """Read and validate a schedule; ``pretrain_steps`` rescales every phase to that total."""
-    path = resolve_strategy_path(name_or_path)
+    """Read and validate a schedule (a preset name or a file); ``pretrain_steps`` rescales every
+    phase to that total."""
+    path = resolve_preset("strategy", name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

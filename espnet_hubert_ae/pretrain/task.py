@@ -37,6 +37,7 @@ from espnet_hubert_ae.data.datadir import SAMPLE_RATE
 from espnet_hubert_ae.pretrain.schedule import LRCurve
 from espnet_hubert_ae.utils.cost import cpu_seconds
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
+from espnet_hubert_ae.utils.naming import snapshot_file
 
 with contextlib.redirect_stdout(io.StringIO()):
     # ESPnet prints a notice about optional flash attention on import.
@@ -272,7 +273,7 @@ def _until_step(iterator: Iterable, scheduler: PhaseLR, end_step: int | None) ->
 
 
 def snapshot_path(options: PhaseTrainerOptions, step: int) -> Path:
-    return Path(options.output_dir) / f"{options.snapshot_prefix}step{step:07d}.pth"
+    return Path(options.output_dir) / snapshot_file(options.snapshot_prefix, step)
 
 
 def save_snapshot(model: torch.nn.Module, path: Path) -> None:

@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from espnet_hubert_ae.upstream.registry import RegistryEntry, read_registry
+from espnet_hubert_ae.upstream.registry import Registry, read_registry
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class StageTime:
 class Results:
     recipe_dir: Path
     runs: dict[str, PretrainRun]
-    registry: dict[str, RegistryEntry]
+    registry: Registry
     analyses: list[Analysis]
     asr: list[AsrResult]
     stage_times: list[StageTime]
@@ -112,7 +112,7 @@ class Results:
     def run_of(self, checkpoint_name: str) -> tuple[str | None, int | None]:
         """(pretraining run, global step) of a registered checkpoint name."""
         entry = self.registry.get(checkpoint_name)
-        return (entry.experiment, entry.step) if entry else (None, None)
+        return (entry.run, entry.step) if entry else (None, None)
 
 
 def _read_json(path: Path) -> dict | list | None:
@@ -167,25 +167,17 @@ def collect_analyses(analysis_root: Path) -> list[Analysis]:
     return analyses
 
 
-def _entry_for(upstream: str, checkpoint: str | None, registry: dict[str, RegistryEntry]) -> RegistryEntry | None:
-    if upstream in registry:
-        return registry[upstream]
-    if checkpoint:
-        resolved = Path(checkpoint).resolve()
-        return next((e for e in registry.values() if e.checkpoint == resolved), None)
-    return None
-
-
-def collect_asr(exp_root: Path, registry: dict[str, RegistryEntry]) -> list[AsrResult]:
+def collect_asr(exp_root: Path, registry: Registry) -> list[AsrResult]:
     results = []
     for kind, root in (("superb", exp_root / "asr_superb"), ("finetune", exp_root / "finetune")):
         for path in sorted(root.glob("**/results.json")):
             described = _read_json(path.parent / "experiment.json") or {}
             scores = _read_json(path) or {}
             upstream = str(described.get("upstream", path.parent.name))
-            entry = _entry_for(upstream, described.get("checkpoint"), registry)
+            checkpoint = described.get("checkpoint")
+            entry = registry.get(upstream) or (registry.registered(checkpoint) if checkpoint else None)
             results.append(AsrResult(
-                kind=kind, run=entry.experiment if entry else None, upstream=upstream,
+                kind=kind, run=entry.run if entry else None, upstream=upstream,
                 step=entry.step if entry else None, train_set=Path(str(described.get("train_set", "?"))).name,
                 reset_top_layers=int(described.get("reset_top_layers", 0)),
                 sets={s["set"]: s for s in scores.get("sets", [])}, directory=path.parent,
@@ -217,7 +209,7 @@ def collect(recipe_dir: str | Path, expdir: str = "exp", dumpdir: str = "dump/ra
     recipe_dir = Path(recipe_dir)
     exp_root = recipe_dir / expdir
     registry_path = exp_root / "upstreams.json"
-    registry = read_registry(registry_path) if registry_path.is_file() else {}
+    registry = read_registry(registry_path) if registry_path.is_file() else Registry()
     return Results(
         recipe_dir=recipe_dir,
         runs=collect_runs(exp_root / "pretrain"),

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import soundfile
 from tqdm import tqdm
 
+from espnet_hubert_ae.data.audio import read_utterance
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Utterance
 from espnet_hubert_ae.targets.sources import FeatureExtractor, Layer, TargetError, TargetSource
 from espnet_hubert_ae.utils.cost import Cost, CostMeter
@@ -188,24 +188,6 @@ def shard_utterances(utterances: Sequence[Utterance], nj: int) -> list[list[Utte
     return [ordered[bounds[j] : bounds[j + 1]] for j in range(nj)]
 
 
-def read_waveform(utt: Utterance) -> np.ndarray:
-    """The utterance's audio as float32 in [-1, 1], checked against its data-dir entry."""
-    try:
-        wav, rate = soundfile.read(utt.audio, dtype="float32", always_2d=False)
-    except Exception as err:
-        raise TargetError(f"utterance {utt.utt_id!r}: cannot read audio {utt.audio!r} ({err})") from None
-    if wav.ndim != 1:
-        raise TargetError(f"utterance {utt.utt_id!r}: {utt.audio} has {wav.shape[1]} channels, expected mono")
-    if rate != SAMPLE_RATE:
-        raise TargetError(f"utterance {utt.utt_id!r}: {utt.audio} is {rate} Hz, expected {SAMPLE_RATE}")
-    if len(wav) != utt.num_samples:
-        raise TargetError(
-            f"utterance {utt.utt_id!r}: {utt.audio} has {len(wav)} samples but utt2num_samples says "
-            f"{utt.num_samples}"
-        )
-    return wav
-
-
 def _batches(utts: list[Utterance], batch_samples: int) -> Iterator[list[Utterance]]:
     """Length-sorted batches whose padded size stays under ``batch_samples``."""
     batch: list[Utterance] = []
@@ -235,7 +217,7 @@ def _dump_shard(
         data_start = f.tell()
         f.truncate(data_start + total * dim * DTYPE.itemsize)
         for batch in _batches(utts, batch_size):
-            waveforms = [read_waveform(u) for u in batch]
+            waveforms = [read_utterance(u) for u in batch]
             for utt, feats in zip(batch, extractor(waveforms)):
                 _check_features(utt, feats, expected[utt.utt_id], dim, extractor.source)
                 f.seek(data_start + offset_of[utt.utt_id] * dim * DTYPE.itemsize)

@@ -1,7 +1,7 @@
 """One clustering step of HuBERT pretraining: features -> k-means -> labels -> quality.
 
 ``make_targets`` is what stage 4 runs for the first phase and what every later phase runs on
-the previous phase's model. Layout (``out_dir`` is named by :func:`target_tag`)::
+the previous phase's model. Layout (``out_dir`` is named by ``utils.naming.target_tag``)::
 
     <feature_root>/<source name>/<set>/     feature dumps, shared by every K and strategy
     <out_dir>/kmeans/                       centroids.npy, kmeans.json (kept)
@@ -26,9 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, read_datadir
-from espnet_hubert_ae.model.hubert import BASE_CONV_LAYERS, conv_frame_count, frame_counter
+from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import (
     downsample,
     fit_label_count,
@@ -37,13 +38,13 @@ from espnet_hubert_ae.targets.labels import (
     write_tokens,
 )
 from espnet_hubert_ae.targets.quality import target_quality
-from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource, target_tag
+from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource
 from espnet_hubert_ae.utils.cost import Cost, CostMeter
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "target_tag", "peak_memory_mb"]
+__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "peak_memory_mb"]
 
 
 @dataclass
@@ -165,7 +166,7 @@ def make_targets(
     source: TargetSource,
     k: int,
     out_dir: Path,
-    portion: float = 0.1,
+    portion: float = KMEANS_PORTION,
     seed: int = 1,
     nj: int = 1,
     device: str = "cpu",

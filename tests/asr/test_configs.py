@@ -1,10 +1,10 @@
-"""Generated ESPnet configs (SUPERB-style and fine-tuning) and the choice of upstream."""
+"""Generated ESPnet configs (SUPERB-style and fine-tuning)."""
 
 import pytest
 import yaml
 
 from espnet_hubert_ae.asr.configs import ConfigError, finetune_config, load_yaml, superb_config
-from espnet_hubert_ae.asr.pipeline import final_upstream, upstream_tag
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 @pytest.fixture
@@ -15,8 +15,8 @@ def pretrain_config(tmp_path):
     return path
 
 
-def test_superb_config_points_at_the_upstream(repo_root, pretrain_config):
-    config = superb_config(load_yaml(repo_root / "conf/asr/superb.yaml"), "/x/model.pth", pretrain_config)
+def test_superb_config_points_at_the_upstream(pretrain_config):
+    config = superb_config(load_yaml(resolve_preset("asr", "superb")), "/x/model.pth", pretrain_config)
     assert config["frontend_conf"]["frontend_conf"] == {"upstream": "hubert_ae_local", "path_or_url": "/x/model.pth"}
     assert config["frontend_conf"]["multilayer_feature"] is True
     assert config["freeze_param"] == ["frontend.upstream"]
@@ -25,8 +25,8 @@ def test_superb_config_points_at_the_upstream(repo_root, pretrain_config):
 
 
 @pytest.mark.parametrize("split", ["10h", "1h", "10min", "tiny"])
-def test_finetune_config_keeps_architecture_and_overrides_masking(repo_root, pretrain_config, split):
-    template = load_yaml(repo_root / f"conf/asr/finetune_{split}.yaml")
+def test_finetune_config_keeps_architecture_and_overrides_masking(pretrain_config, split):
+    template = load_yaml(resolve_preset("asr", f"finetune_{split}"))
     config = finetune_config(template, pretrain_config)
     conf = config["encoder_conf"]
     assert conf["encoder_embed_dim"] == 768 and conf["encoder_num_layers"] == 4  # from pretraining
@@ -35,30 +35,9 @@ def test_finetune_config_keeps_architecture_and_overrides_masking(repo_root, pre
     assert config["scheduler_conf"]["max_steps"] == steps
 
 
-def test_channel_mask_that_torchaudio_cannot_draw_is_refused(repo_root, tmp_path):
+def test_channel_mask_that_torchaudio_cannot_draw_is_refused(tmp_path):
     small = tmp_path / "config.yaml"
     small.write_text(yaml.safe_dump({"encoder": "torchaudio_hubert", "encoder_conf": {"encoder_embed_dim": 32}}))
     with pytest.raises(ConfigError, match="mask_channel_prob"):
-        finetune_config(load_yaml(repo_root / "conf/asr/finetune_10h.yaml"), small)
+        finetune_config(load_yaml(resolve_preset("asr", "finetune_10h")), small)
 
-
-def test_final_upstream_of_a_strategy(tmp_path):
-    from espnet_hubert_ae.upstream.registry import RegistryEntry, UpstreamError, write_registry
-
-    def entry(strategy, phase, step):
-        ckpt = tmp_path / f"{strategy}{phase}{step}.pth"
-        return RegistryEntry(f"{strategy}/{phase}/step{step}", ckpt, tmp_path / "config.yaml", strategy, phase, step,
-                             f"{strategy}_tiny")
-
-    registry = write_registry(tmp_path / "upstreams.json", [
-        entry("progressive", "p1", 900), entry("progressive", "p2", 100), entry("progressive", "p2", 300),
-        entry("baseline", "p3", 50)])
-    assert final_upstream("progressive", registry) == "progressive/p2/step300"
-    assert final_upstream("baseline_tiny", registry) == "baseline/p3/step50"
-    with pytest.raises(UpstreamError, match="registered strategies: baseline, progressive"):
-        final_upstream("height", registry)
-
-
-def test_upstream_tags():
-    assert upstream_tag("progressive/p2/step300") == "progressive_p2_step300"
-    assert upstream_tag("/exp/pretrain/base/model.pth") == "base_model"

@@ -22,7 +22,6 @@ def _check_results(exp_dir, corpus):
         refs = (corpus[name] / "text").read_text().splitlines()
         assert score["num_utts"] == len(refs)
         assert score["num_words"] == sum(len(line.split()) - 1 for line in refs)
-        assert score["wer"] >= 0 and score["cer"] >= 0
         hyps = (next(exp_dir.glob(f"decode_*/{name}")) / "hyp.txt").read_text().splitlines()
         assert len(hyps) == len(refs)
     assert "| dev_clean |" in (exp_dir / "results.md").read_text()
@@ -60,7 +59,7 @@ def test_finetune_stage_end_to_end_with_reset(asr_corpus, asr_tiny_checkpoint, q
 
 
 def _finetune_argv(corpus, checkpoint, tmp_path, **changes):
-    args = {"--upstream": str(checkpoint), "--config": "conf/asr/finetune_tiny.yaml",
+    args = {"--upstream": str(checkpoint), "--config": "finetune_tiny",
             "--train_set": str(corpus["train_10min"]), "--valid_set": str(corpus["dev_clean"]),
             "--exp_dir": str(tmp_path / "exp"), **changes}
     argv = [x for kv in args.items() for x in kv]

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from espnet_hubert_ae.pretrain.runner import MODEL_DIR
+from espnet_hubert_ae.utils.presets import preset_dir, preset_names
 
 
 def one_zero_gradient_step(config: dict) -> tuple[float, float]:
@@ -34,9 +34,9 @@ def one_zero_gradient_step(config: dict) -> tuple[float, float]:
     return float(model[1].weight.min()), conf["lr"] * conf.get("weight_decay", 0.0)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("name", preset_names("model"))
 def test_model_configs_decay_weights_decoupled(name):
-    config = yaml.safe_load((MODEL_DIR / f"{name}.yaml").read_text())
+    config = yaml.safe_load((preset_dir("model") / f"{name}.yaml").read_text())
     gain, shrink = one_zero_gradient_step(config)
     assert gain >= 1.0 - shrink - 1e-7, f"{name}: one zero-gradient step took a LayerNorm gain to {gain}"
 

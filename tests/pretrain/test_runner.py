@@ -41,7 +41,6 @@ def job_for(tmp_path: Path, sets: dict, strategy: Path, **kwargs) -> PretrainJob
     )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker):
     strategy = write_schedule(tmp_path, TWO_PHASES)
     exp_dir = run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
@@ -95,7 +94,6 @@ def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker):
         run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
 
 
-@pytest.mark.slow
 def test_training_failure_names_the_phase_and_log(tmp_path, noise_sets, label_maker):
     strategy = write_schedule(tmp_path, {**TWO_PHASES, "name": "broken"})
     job = job_for(tmp_path, noise_sets, strategy, train_args=["--no_such_option", "1"])
@@ -116,7 +114,7 @@ run_schedule(job, make_labels=random_labels)
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # in CI, the end-to-end recipe test kills and resumes a phase mid-way
 def test_resume_after_a_kill(tmp_path, noise_sets):
     schedule = {"name": "killed", "phases": [{"steps": 12, "targets": "mfcc", "k": 10, "snapshots": 3}]}
     strategy = write_schedule(tmp_path, schedule)

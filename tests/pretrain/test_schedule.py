@@ -7,13 +7,13 @@ import yaml
 
 from espnet_hubert_ae.pretrain.schedule import (
     budget_steps,
-    STRATEGY_DIR,
     ScheduleError,
     load_schedule,
     lr_factor,
     parse_schedule,
     scale_schedule,
 )
+from espnet_hubert_ae.utils.presets import PresetError, resolve_preset
 
 PRESETS = ["baseline", "warmstart", "height", "progressive", "ci_progressive", "ci_baseline"]
 
@@ -49,7 +49,7 @@ def test_baseline_is_hubert_base():
 
 def test_presets_document_their_settings():
     for name in PRESETS[:4]:
-        text = (STRATEGY_DIR / f"{name}.yaml").read_text()
+        text = resolve_preset("strategy", name).read_text()
         assert "Reconstructed" in text or "Paper settings" in text, name
 
 
@@ -86,9 +86,9 @@ def test_layer_beyond_the_model_is_refused():
 
 
 def test_unknown_preset_and_missing_file(tmp_path):
-    with pytest.raises(ScheduleError, match="unknown strategy 'nope'.*baseline"):
+    with pytest.raises(PresetError, match="unknown strategy 'nope'.*baseline"):
         load_schedule("nope")
-    with pytest.raises(ScheduleError, match="not found"):
+    with pytest.raises(PresetError, match="not found"):
         load_schedule(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("phases: [unclosed")

@@ -58,9 +58,9 @@ def _make_run(recipe: Path, strategy: str, phases: list[tuple[int, int, float]],
         })
         for step in (start + (end - start) // 2, end):
             checkpoint = _write(run_dir / f"phase{index}" / f"step{step}.pth", "")
-            records.append({"name": f"{strategy}/p{index}/step{step}", "checkpoint": str(checkpoint),
-                            "config": str(checkpoint), "strategy": strategy, "phase": f"p{index}", "step": step,
-                            "experiment": name, "phase_end": step == end})
+            records.append({"name": f"{name}/p{index}/step{step}", "checkpoint": str(checkpoint),
+                            "config": str(checkpoint), "run": name, "strategy": strategy, "phase": index,
+                            "step": step, "phase_end": step == end})
     return records
 
 
@@ -69,7 +69,7 @@ def recipe(tmp_path):
     recipe = tmp_path / "recipe"
     entries = _make_run(recipe, "baseline", [(0, 20, 600.0), (20, 40, 600.0)], 0.4)
     entries += _make_run(recipe, "progressive", [(0, 20, 300.0), (20, 40, 300.0)], 0.45)
-    _write(recipe / "exp" / "upstreams.json", {"version": 1, "upstreams": entries})
+    _write(recipe / "exp" / "upstreams.json", {"version": 2, "upstreams": entries})
     # The probe: baseline ends at 0.6; progressive gets there at step 20 (one of its phases).
     probe = {"baseline": [0.3, 0.4, 0.5, 0.6], "progressive": [0.4, 0.6, 0.62, 0.65]}
     rows = ["checkpoint\tstrategy\tphase\tstep\tmeasure\tlayer\tvalue"]
@@ -86,13 +86,14 @@ def recipe(tmp_path):
                                for e in entries}}
     _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", summary)
     for strategy, wer in (("baseline", 40.0), ("progressive", 35.5)):
-        exp = recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_p2_step40"
-        _write(exp / "experiment.json", {"kind": "superb", "upstream": f"{strategy}/p2/step40",
+        exp = recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_tiny_40_p2_step40"
+        _write(exp / "experiment.json", {"kind": "superb", "upstream": f"{strategy}_tiny_40/p2/step40",
                                          "train_set": "dump/raw/train_pretrain"})
         _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer, "cer": 20.0, "num_utts": 10}]})
         for reset in (0, 2):
-            exp = recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_p2_step40" / f"train_10min_reset{reset}"
-            _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}/p2/step40",
+            tag = f"{strategy}_tiny_40_p2_step40"
+            exp = recipe / "exp" / "finetune" / "finetune_tiny" / tag / f"train_10min_reset{reset}"
+            _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}_tiny_40/p2/step40",
                                              "train_set": "dump/raw/train_10min", "reset_top_layers": reset})
             _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 10 + reset, "cer": 30.0}]})
     _write(recipe / "dump" / "raw" / "dev_clean" / "utt2num_samples", "u1 16000\nu2 32000\n")
@@ -126,7 +127,7 @@ def test_results_md_has_every_section_with_numbers(recipe, repo_root):
         if section != "Plots":
             assert re.search(r"\d", body.group(1)), f"section {section} has no numbers"
     assert "| progressive_tiny_40 | 20 | 5.0 | 0.25 (0.50) |" in text  # the probe's time-to-target row
-    assert "| baseline_tiny_40 | baseline/p2/step40 | 40 | train_10min | 2 | 52.0 |" in text
+    assert "| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | train_10min | 2 | 52.0 |" in text
     assert (recipe / "exp" / "report" / "phone_probe_acc_vs_cost.png").stat().st_size > 0
     assert "![phone_probe_acc_vs_cost](exp/report/phone_probe_acc_vs_cost.png)" in text
 
