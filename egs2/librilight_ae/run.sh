@@ -31,17 +31,19 @@ eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=progressive # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
-model=tiny           # model preset (tiny (CPU), base, large) or a config YAML
+strategy="baseline progressive"  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+model=               # model preset (tiny (tests), small (CPU), base, large) or a config YAML (empty: small for builtin, base otherwise)
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
-pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own; builtin: builtin_pretrain_steps)
-builtin_pretrain_steps=120  # built-in corpus: default budget when pretrain_steps is empty
+pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
+budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
+                     #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
+builtin_pretrain_steps=2600  # built-in corpus: default budget when pretrain_steps is empty
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
 analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)
 analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
-reference_strategy=baseline     # strategy whose final score defines steps-to-target
+reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream ASR (stages 8-9)
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy run)
@@ -114,10 +116,13 @@ read -r -a strategies <<< "${strategy}"
 [ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
 found=$(names strategy "${strategies[@]}") || { echo "$0: --strategy ${strategy}: see the error above" >&2; exit 2; }
 mapfile -t strategy_names <<< "${found}"
+[ -n "${model}" ] || model=$([ "${data}" = builtin ] && echo small || echo base)
 model_config=$(names config model "${model}") || { echo "$0: --model ${model}: see the error above" >&2; exit 2; }
 steps=${pretrain_steps}
 [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
-run_tag_of() { names run_tag --strategy "$1" --model "${model}" ${steps:+--pretrain_steps "${steps}"}; }
+case "${budget}" in ratio|equal) ;; *) echo "$0: --budget must be ratio or equal, not '${budget}'" >&2; exit 2 ;; esac
+budget_args=(${steps:+--pretrain_steps "${steps}" --budget "${budget}" --budget_reference "${reference_strategy}"})
+run_tag_of() { names run_tag --strategy "$1" --model "${model}" "${budget_args[@]}"; }
 # What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each run;
 # asr_tag names their logs ("--upstream=progressive_tiny_120/p4/step120" -> progressive_tiny_120_p4_step120).
 asr_tag() { names upstream_tag "${1#*=}"; }
@@ -187,7 +192,7 @@ if run_stage 5; then
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
                 --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
-                --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
+                --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" "${budget_args[@]}" \
                 --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
 fi
