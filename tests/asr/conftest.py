@@ -84,7 +84,7 @@ def quick_config(tmp_path):
     def make(name: str, **overrides) -> Path:
         config = yaml.safe_load(resolve_preset("asr", name).read_text())
         config.update(overrides)
-        path = tmp_path / f"quick_{name}"
+        path = tmp_path / f"quick_{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
 

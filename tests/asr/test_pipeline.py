@@ -28,7 +28,7 @@ def _check_results(exp_dir, corpus):
 
 
 def test_superb_stage_end_to_end(asr_corpus, asr_tiny_checkpoint, quick_config, tmp_path):
-    config = quick_config("superb_tiny.yaml", max_epoch=1, num_iters_per_epoch=4, batch_size=4)
+    config = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=4, batch_size=4)
     exp_dir = tmp_path / "superb"
     argv = ["--upstream", str(asr_tiny_checkpoint), "--config", str(config),
             "--train_set", str(asr_corpus["train_pretrain"]), "--valid_set", str(asr_corpus["dev_clean"]),
@@ -43,7 +43,7 @@ def test_superb_stage_end_to_end(asr_corpus, asr_tiny_checkpoint, quick_config, 
 
 def test_finetune_stage_end_to_end_with_reset(asr_corpus, asr_tiny_checkpoint, quick_config, tmp_path):
     config = quick_config(
-        "finetune_tiny.yaml", max_epoch=1, num_iters_per_epoch=4,
+        "finetune_tiny", max_epoch=1, num_iters_per_epoch=4,
         scheduler_conf={"max_steps": 4, "warmup_ratio": 0.25, "hold_ratio": 0.25, "decay_ratio": 0.5},
     )
     exp_dir = tmp_path / "ft"
