@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -134,6 +135,7 @@ def check_resumed_phase_equals_uninterrupted(recipe: Path) -> None:
     assert worst <= RESUME_ATOL, f"the resumed phase ends {worst:.3g} away from an uninterrupted one"
 
 
+@pytest.mark.timeout(2400)  # the suite's 20 minutes per test are for the others: this one is the whole recipe
 def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, repo_root):
     rng = random.Random(1)
     recipe = recipe_copy(copy_conf=True)
