@@ -34,7 +34,7 @@ STRATEGIES = ("ci_baseline", "ci_progressive")
 # steps has one half-way.
 OPTIONS = [
     "--strategy", f"ci_baseline {PROGRESSIVE_FILE}", "--reference_strategy", "ci_baseline",
-    "--builtin_minutes", "1.5", "--pretrain_steps", str(STEPS), "--pretrain_args", "--checkpoint_interval 3",
+    "--model", "tiny", "--builtin_minutes", "1.5", "--pretrain_steps", str(STEPS), "--pretrain_args", "--checkpoint_interval 3",
     "--nj", "2", "--eval_sets", "dev_clean test_clean", "--superb_train_set", "train_10min",
     "--finetune_splits", "train_10min", "--reset_top_layers", "2",
     "--superb_config", "conf/asr/quick_superb.yaml", "--finetune_config", "conf/asr/quick_finetune.yaml",
