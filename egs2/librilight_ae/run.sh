@@ -22,6 +22,7 @@ stop_stage=10        # last stage to run
 nj=2                 # parallel jobs for data and feature work
 ngpu=0               # GPUs per training job (0: CPU)
 seed=1               # random seed used by every stage
+seeds="1 2"          # seeds of the evaluations with a spread (probe speaker splits, downstream trainings): mean ± std over them
 # Data
 data=builtin         # corpus: builtin (generated with espeak-ng, no download) or librispeech
 builtin_minutes=30   # built-in corpus: minutes of audio in the pretraining set
@@ -205,7 +206,7 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
-    log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set}"
+    log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set} (probe seeds: ${seeds})"
     analysis_dir=${expdir}/analysis/${analysis_set}
     analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked set, with stage 3's alignments
     read -r -a checkpoints <<< "${analysis_checkpoints}"
@@ -213,13 +214,15 @@ if run_stage 7; then
     # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
     [ "${data}" = builtin ] && extra_args=(--rare_phones drop "${extra_args[@]}")
     device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
-    # Metrics already computed with the same settings are cached per checkpoint: a rerun only
-    # computes new checkpoints or changed settings, then redraws the table and plots.
+    # Metrics already computed with the same settings are cached per checkpoint (the log-mel and
+    # MFCC input controls once per set): a rerun only computes new checkpoints or changed
+    # settings, then redraws the table and plots.
     log "  results, table and plots: ${analysis_dir}/ (log: ${analysis_dir}/analyse.log)"
     ${gpu_cmd} --gpu "$((ngpu > 0 ? 1 : 0))" --num_threads "${nj}" "${analysis_dir}/analyse.log" \
         python -m espnet_hubert_ae.bin.analyse --data "${analysis_data}" --outdir "${analysis_dir}" \
             --registry "${expdir}/upstreams.json" --checkpoints "${checkpoints[@]}" \
-            --reference_strategy "${reference_strategy}" --seed "${seed}" --device "${device}" "${extra_args[@]}"
+            --reference_strategy "${reference_strategy}" --seed "${seed}" --seeds "${seeds}" --device "${device}" \
+            "${extra_args[@]}"
 fi
 
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the

@@ -9,13 +9,19 @@ every frame of every layer in memory.
   subspace with a ridge regulariser ``reg`` (relative to the view's largest covariance entry)
   added to the covariance, and the SVD of the whitened cross covariance gives the canonical
   directions.
+- In the protocol the first view (a layer) is first reduced to its leading principal
+  components: at most n_train / 10 of them, or as many as hold 99% of its training variance if
+  that is fewer (the training covariance's top eigenvectors). With a few hundred instances and
+  ~200 dimensions CCA otherwise fits noise: its held-out score then depends on the sample size
+  more than on the layer.
 - The canonical directions are scored on held-out statistics: the correlation of each pair of
   projections, weighted as in Morcos et al. (2018): the weight of pair i is the summed absolute
   projection of the view's (centred) dimensions onto the orthonormalised canonical variate i,
   taken on the view with fewer dimensions (as the reference implementation does).
 - Protocol (Pasad et al. 2021/2023): instances split into label-stratified folds; trial t tests
   on fold t, picks the regulariser on fold t+1 and trains on the others; the score is the mean
-  test PWCCA over the trials.
+  test PWCCA over the trials. The regulariser grid reaches 1e-1 (Pasad et al.: up to 1e-5),
+  which the reduced, small-sample views need.
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ from espnet_hubert_ae.analysis import AnalysisError
 
 logger = logging.getLogger(__name__)
 
-# Regularisers searched on the dev fold (Pasad et al.: 1e-11 ... 1e-5).
-REGULARISERS: tuple[float, ...] = tuple(10.0**e for e in range(-11, -4))
+# Regularisers searched on the dev fold (Pasad et al.: 1e-11 ... 1e-5; extended for small samples).
+REGULARISERS: tuple[float, ...] = tuple(10.0**e for e in range(-11, 0))
 # Directions of a view whose variance is below this fraction of its largest are treated as
 # empty (e.g. the sum of a one-hot view's columns is constant): CCA on them is undefined.
 RANK_RTOL = 1e-10
@@ -131,11 +137,31 @@ def sum_stats(parts: Sequence[CovStats]) -> CovStats:
 
 @dataclasses.dataclass(frozen=True)
 class CCADirections:
-    """Canonical directions fitted on training data (columns pair up, strongest first)."""
+    """Canonical directions fitted on training data (columns pair up, strongest first).
 
-    dirs_x: np.ndarray  # (dim_x, k)
+    With ``basis_x`` the first view was reduced: ``dirs_x`` are in the coordinates of its
+    principal components ``basis_x`` (dim_x, d), which are then the view's dimensions.
+    """
+
+    dirs_x: np.ndarray  # (dim_x or d, k)
     dirs_y: np.ndarray  # (dim_y, k)
     rho_train: np.ndarray  # (k,)
+    basis_x: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reduction:
+    """How far the first view is reduced before CCA: at most n_train / ``rows_per_dim`` principal
+    components, and no more than hold ``variance`` of its training variance."""
+
+    rows_per_dim: int = 10
+    variance: float = 0.99
+
+    def dims(self, eigenvalues: np.ndarray, n_train: int) -> int:
+        """Components kept of a view with these (ascending) covariance eigenvalues."""
+        share = np.cumsum(eigenvalues[::-1]) / eigenvalues.sum()
+        for_variance = int(np.searchsorted(share, self.variance - 1e-12) + 1)
+        return max(1, min(n_train // self.rows_per_dim, for_variance, len(eigenvalues)))
 
 
 def _principal_subspace(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,23 +173,36 @@ def _principal_subspace(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class CCAFitter:
-    """Fits CCA on one set of training statistics for any regulariser (eigen-decompositions shared)."""
+    """Fits CCA on one set of training statistics for any regulariser (eigen-decompositions shared),
+    the first view reduced to its leading principal components when ``reduction`` is given."""
 
-    def __init__(self, train: CovStats):
+    def __init__(self, train: CovStats, reduction: Reduction | None = None):
         cxx, self.cxy, cyy = train.covariances()
-        self.eig_x = _principal_subspace(cxx)
+        lx, vx = _principal_subspace(cxx)
+        self.basis_x = None
+        if reduction is not None:
+            d = reduction.dims(lx, train.n)
+            self.basis_x = vx[:, -d:]
+            # In the components' coordinates the view's covariance is diagonal.
+            lx, vx, self.cxy, cxx = lx[-d:], np.eye(d), self.basis_x.T @ self.cxy, np.diag(lx[-d:])
+        self.eig_x = lx, vx
         self.eig_y = _principal_subspace(cyy)
         # The regulariser is relative to each view's largest covariance entry, as in the
         # reference SVCCA code, which rescales the covariances by it before adding epsilon.
         self.scale_x = float(np.abs(cxx).max())
         self.scale_y = float(np.abs(cyy).max())
 
+    @property
+    def dims_x(self) -> int:
+        """Dimensions of the first view CCA sees (its kept components when reduced)."""
+        return self.eig_x[1].shape[1]
+
     def fit(self, reg: float = 0.0) -> CCADirections:
         (lx, vx), (ly, vy) = self.eig_x, self.eig_y
         white_x = vx / np.sqrt(lx + reg * self.scale_x)
         white_y = vy / np.sqrt(ly + reg * self.scale_y)
         u, s, vt = linalg.svd(white_x.T @ self.cxy @ white_y, full_matrices=False)
-        return CCADirections(white_x @ u, white_y @ vt.T, s)
+        return CCADirections(white_x @ u, white_y @ vt.T, s, self.basis_x)
 
 
 def _variate_weights(dirs: np.ndarray, cov: np.ndarray, gram: np.ndarray) -> np.ndarray:
@@ -181,6 +220,9 @@ def _variate_weights(dirs: np.ndarray, cov: np.ndarray, gram: np.ndarray) -> np.
 def evaluate_pwcca(directions: CCADirections, test: CovStats) -> tuple[float, np.ndarray, np.ndarray]:
     """Score fitted directions on held-out statistics: (PWCCA, correlations, weights)."""
     cxx, cxy, cyy = test.covariances()
+    if directions.basis_x is not None:
+        basis = directions.basis_x
+        cxx, cxy = basis.T @ cxx @ basis, basis.T @ cxy
     a, b = directions.dirs_x, directions.dirs_y
     gram_x = a.T @ cxx @ a
     gram_y = b.T @ cyy @ b
@@ -217,10 +259,25 @@ class ProtocolResult:
     trial_scores: list[float]
     regularisers: list[float]
     num_instances: int
+    dims: list[int]  # dimensions of the first view CCA saw in each trial (after the reduction)
 
     @property
     def std(self) -> float:
         return float(np.std(self.trial_scores))
+
+
+@dataclasses.dataclass(frozen=True)
+class CCASettings:
+    """The protocol's settings: folds, trials, the regulariser grid and the first view's reduction
+    (``None``: the view as it is)."""
+
+    n_folds: int = 10
+    n_trials: int = 3
+    regularisers: tuple[float, ...] = REGULARISERS
+    reduction: Reduction | None = Reduction()
+
+    def __post_init__(self):
+        check_protocol(self.n_folds, self.n_trials)
 
 
 def check_protocol(n_folds: int, n_trials: int) -> None:
@@ -270,16 +327,17 @@ class FoldedStats:
         return out
 
 
-def run_protocol(folded: FoldedStats, regularisers: Sequence[float] = REGULARISERS) -> ProtocolResult:
+def run_protocol(folded: FoldedStats, settings: CCASettings = CCASettings()) -> ProtocolResult:
     """Pick the regulariser on each trial's dev fold, score on its test fold, average."""
-    scores, chosen = [], []
+    scores, chosen, dims = [], [], []
     for train, dev, test in folded.splits():
-        fitter = CCAFitter(train)
-        dev_scores = [evaluate_pwcca(fitter.fit(reg), dev)[0] for reg in regularisers]
-        best = regularisers[int(np.argmax(dev_scores))]
+        fitter = CCAFitter(train, settings.reduction)
+        dev_scores = [evaluate_pwcca(fitter.fit(reg), dev)[0] for reg in settings.regularisers]
+        best = settings.regularisers[int(np.argmax(dev_scores))]
         scores.append(evaluate_pwcca(fitter.fit(best), test)[0])
         chosen.append(best)
-    return ProtocolResult(float(np.mean(scores)), scores, chosen, folded.num_instances)
+        dims.append(fitter.dims_x)
+    return ProtocolResult(float(np.mean(scores)), scores, chosen, folded.num_instances, dims)
 
 
 def stratified_folds(labels: Sequence, n_folds: int, seed: int = 0) -> np.ndarray:
@@ -301,16 +359,14 @@ def protocol_pwcca(
     x: np.ndarray,
     y: np.ndarray,
     labels: Sequence,
+    settings: CCASettings = CCASettings(),
     *,
-    n_folds: int = 10,
-    n_trials: int = 3,
-    regularisers: Sequence[float] = REGULARISERS,
     seed: int = 0,
 ) -> ProtocolResult:
     """The full protocol on in-memory paired views, folds stratified by ``labels``."""
-    folded = FoldedStats(x.shape[1], y.shape[1], n_folds, n_trials)
-    folds = stratified_folds(labels, n_folds, seed)
-    for fold in range(n_folds):
+    folded = FoldedStats(x.shape[1], y.shape[1], settings.n_folds, settings.n_trials)
+    folds = stratified_folds(labels, settings.n_folds, seed)
+    for fold in range(settings.n_folds):
         rows = folds == fold
         folded.add(fold, x[rows], y[rows])
-    return run_protocol(folded, regularisers)
+    return run_protocol(folded, settings)

@@ -8,11 +8,13 @@ sample of the probe and the clusters -- so no layer of a whole set is ever held 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.cca import FoldedStats
 from espnet_hubert_ae.analysis.config import FRAME_METRICS, WORD_METRICS
 from espnet_hubert_ae.analysis.sampling import DataPlan
@@ -50,6 +52,19 @@ class CheckpointFeatures:
         return [s[0, :n].float().cpu().numpy() for s in states]
 
 
+@dataclasses.dataclass(frozen=True)
+class FrameSample:
+    """The sampled frames of one layer: features, phone labels, and the utterance of each frame."""
+
+    features: np.ndarray  # (frames, dim)
+    labels: np.ndarray  # (frames,) phone labels
+    utterances: np.ndarray  # (frames,) index of the frame's utterance in the data plan
+
+    def split(self, test_utterances: np.ndarray) -> np.ndarray:
+        """Whether each frame is a test frame, given which utterances test (a speaker split)."""
+        return np.asarray(test_utterances)[self.utterances]
+
+
 class LayerCollector:
     """What the metrics keep of one layer while the utterances stream past."""
 
@@ -62,7 +77,7 @@ class LayerCollector:
         self.words = np.zeros((len(plan.word_instances), dim), np.float32) if wants_words else None
         self.frames: list[np.ndarray] | None = [] if any(m in FRAME_METRICS for m in metrics) else None
         self.frame_labels: list[np.ndarray] = []
-        self.frame_test: list[np.ndarray] = []
+        self.frame_utts: list[np.ndarray] = []
 
     def add(self, index: int, utt: Utterance, layer: np.ndarray, mel: np.ndarray | None, frames: tuple | None):
         if self.mel is not None:
@@ -74,17 +89,20 @@ class LayerCollector:
             self._pool(self.words, self.plan.word_instances, utt.utt_id, layer, lambda s: (s.start, s.end))
         if self.frames is not None and frames is not None:
             picked, labels = frames
-            picked = picked[picked < len(layer)]
+            if len(picked) and picked[-1] >= len(layer):
+                raise AnalysisError(
+                    f"utterance {utt.utt_id!r}: {len(layer)} frames, fewer than the {picked[-1] + 1} that the "
+                    "50 Hz conv arithmetic gives for its utt2num_samples; the model's frame rate is not 50 Hz"
+                )
             self.frames.append(layer[picked])
-            self.frame_labels.append(labels[: len(picked)])
-            self.frame_test.append(np.full(len(picked), bool(self.plan.probe_test[index])))
+            self.frame_labels.append(labels)
+            self.frame_utts.append(np.full(len(picked), index))
 
-    def frame_sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(frames, phone labels, is-test mask) of the frames collected so far."""
-        frames = np.concatenate(self.frames) if self.frames else np.zeros((0, 1), np.float32)
-        labels = np.concatenate(self.frame_labels) if self.frame_labels else np.zeros(0, str)
-        test = np.concatenate(self.frame_test) if self.frame_test else np.zeros(0, bool)
-        return frames, labels, test
+    def frame_sample(self) -> FrameSample:
+        """The frames collected so far, their phone labels and utterances."""
+        if not self.frames:
+            return FrameSample(np.zeros((0, 1), np.float32), np.zeros(0, str), np.zeros(0, np.int64))
+        return FrameSample(np.concatenate(self.frames), np.concatenate(self.frame_labels), np.concatenate(self.frame_utts))
 
     @staticmethod
     def _pool(out: np.ndarray, instances: Instances, utt_id: str, layer: np.ndarray, span) -> None:

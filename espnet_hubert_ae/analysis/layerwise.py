@@ -2,15 +2,25 @@
 
 The metrics not yet in the cache are computed in passes over the utterances: a pass runs the
 model up to the highest layer of its group of layers (all layers by default; ``layer_group``
-bounds memory for large sets), and a collector per layer keeps what the metrics need.
+bounds memory for large sets), and a collector per layer keeps what the metrics need. The
+input controls (:mod:`.controls`) go through the same machinery as a "model" of one layer.
 
 Outputs, under ``outdir`` (e.g. ``exp/analysis/dev_clean``), per checkpoint tag (``run_p4_step120``):
     <tag>/<metric>.json   one metric, all layers, with the settings it was computed with
-    <tag>/results.json    every metric of the checkpoint and its summary statistics
+    <tag>/results.json    every measure of the checkpoint and its summary statistics:
+        measures   measure -> value per layer (frame measures: the mean over the seeds)
+        std        frame measure -> sample standard deviation over the seeds, per layer
+        summary    measure -> best_layer, best (its value), best_layer_from_1 and best_from_1
+                   (among transformer layers only), top_layer_drop; mel_cca: input_rebound
+        probe      seeds, accuracy per seed and layer, majority-class accuracy per seed, frames,
+                   and the input controls' accuracies on the same frames and splits
+        clusters   K, held-out frames per seed, PNMI plug-in and corrected per layer
+        details    per metric: its settings and per-layer details
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -30,9 +40,20 @@ from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.analysis.views import log_mel_50hz
 from espnet_hubert_ae.data.audio import read_utterance
 from espnet_hubert_ae.upstream.registry import CheckpointRef
-from espnet_hubert_ae.utils.fileio import atomic_write_text
+from espnet_hubert_ae.utils.fileio import atomic_write_text, file_identity
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """What is analysed: its name, where its results go, what identifies it (cache key) and
+    how to make its feature source."""
+
+    name: str
+    directory: Path
+    identity: dict | None
+    source: Callable[[], FeatureSource]
 
 
 def checkpoint_features(ref: CheckpointRef, device: str = "cpu") -> FeatureSource:
@@ -45,56 +66,80 @@ def _layer_groups(num_states: int, group: int | None) -> list[list[int]]:
 
 
 def compute_metrics(
-    ref: CheckpointRef, plan: DataPlan, metrics: Sequence[str], source: FeatureSource, blas_threads: int = 1
+    name: str, plan: DataPlan, metrics: Sequence[str], source: FeatureSource, blas_threads: int = 1
 ) -> dict[str, dict]:
-    """Compute ``metrics`` for every layer of one checkpoint: metric -> result record.
+    """Compute ``metrics`` for every layer of one feature source: metric -> record (no cache key).
 
     The metrics' linear algebra runs with ``blas_threads`` BLAS threads: OpenBLAS threads
     busy-wait, and on a machine shared with other work two of them ran 20x slower than one.
+    Records carry the CPU seconds of each metric; the features' are logged.
     """
     from threadpoolctl import threadpool_limits
 
     num_states = source.num_layers + 1
-    per_layer: dict[str, list[tuple[dict, dict]]] = {m: [] for m in metrics}
+    per_layer: dict[str, list] = {m: [] for m in metrics}
     seconds = {m: 0.0 for m in metrics}
     wants_mel = "mel_cca" in metrics
     wants_frames = any(m in FRAME_METRICS for m in metrics)
-    start = time.perf_counter()
     for group in _layer_groups(num_states, plan.config.layer_group):
+        start = time.process_time()
         collectors: dict[int, LayerCollector] = {}
-        desc = f"{ref.name} layers {group[0]}-{group[-1]}"
+        desc = f"{name} layers {group[0]}-{group[-1]}"
         for index, utt in enumerate(tqdm(plan.utterances, desc=desc, unit="utt", leave=False)):
             wav = read_utterance(utt)
             states = source(wav, group[-1])
             mel = log_mel_50hz(wav) if wants_mel else None
-            frames = plan.frame_sample(index, len(states[0])) if wants_frames else None
+            frames = plan.frame_sample(index) if wants_frames else None
             for layer in group:
                 if layer not in collectors:
                     collectors[layer] = LayerCollector(plan, metrics, states[layer].shape[1])
                 collectors[layer].add(index, utt, states[layer], mel, frames)
             del states
-        forward_seconds = time.perf_counter() - start
+        feature_seconds = time.process_time() - start
         for layer in group:
             for metric in metrics:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 with threadpool_limits(limits=blas_threads, user_api="blas"):
                     per_layer[metric].append(compute_metric(metric, plan, collectors[layer]))
-                seconds[metric] += time.perf_counter() - t0
+                seconds[metric] += time.process_time() - t0
             del collectors[layer]
-        logger.info("%s: layers %d-%d done (features %.1f s)", ref.name, group[0], group[-1], forward_seconds)
-        start = time.perf_counter()
+        logger.info("%s: layers %d-%d done (features %.1f CPU s)", name, group[0], group[-1], feature_seconds)
     records = {}
     for metric in metrics:
-        values, details = zip(*per_layer[metric])
+        layers = per_layer[metric]
         records[metric] = {
             "metric": metric,
-            "checkpoint": ref.name,
-            "key": cache.cache_key(ref, plan, metric),
-            "measures": {m: [v[m] for v in values] for m in MEASURES[metric]},
-            "layers": list(details),
-            "metric_seconds": round(seconds[metric], 3),
+            "checkpoint": name,
+            "measures": {m: [v.values[m] for v in layers] for m in MEASURES[metric]},
+            "std": {m: [v.std[m] for v in layers] for m in MEASURES[metric] if m in layers[0].std},
+            "layers": [v.details for v in layers],
+            "metric_cpu_seconds": round(seconds[metric], 3),
         }
+    logger.info("%s: metric CPU seconds %s", name, {m: round(s, 1) for m, s in seconds.items()})
     return records
+
+
+def metric_records(subject: Subject, plan: DataPlan, metrics: Sequence[str], blas_threads: int = 1) -> list[dict]:
+    """The records of ``metrics`` for ``subject``, from the cache or computed (and cached)."""
+    directory = subject.directory
+    records, missing = {}, []
+    for metric in metrics:
+        cached = cache.load_cached(directory, subject.identity, plan, metric)
+        if cached is None:
+            missing.append(metric)
+        else:
+            records[metric] = cached
+    if missing:
+        logger.info("%s: computing %s (cached: %s)", subject.name, ", ".join(missing), ", ".join(records) or "none")
+        plan.check()
+        fresh = compute_metrics(subject.name, plan, missing, subject.source(), blas_threads)
+        for metric, record in fresh.items():
+            record["key"] = cache.cache_key(subject.identity, plan, metric)
+            cache.store(directory, metric, record)
+        records.update(fresh)
+    else:
+        logger.info("%s: every metric cached", subject.name)
+    return [records[m] for m in metrics]
 
 
 def analyse_checkpoint(
@@ -104,43 +149,72 @@ def analyse_checkpoint(
     source_factory: Callable[[CheckpointRef], FeatureSource] | None = None,
     device: str = "cpu",
     blas_threads: int = 1,
+    controls: dict | None = None,
 ) -> dict:
     """Results of every configured metric for one checkpoint, computing only what is not cached.
 
     ``source_factory`` makes the feature source of a checkpoint (default: load it on ``device``);
-    ``blas_threads`` is passed to :func:`compute_metrics`.
+    ``blas_threads`` is passed to :func:`compute_metrics`; ``controls`` (from
+    :func:`.controls.analyse_controls`) are copied into the results for reference.
     """
     outdir = Path(outdir)
     if source_factory is None:
         source_factory = functools.partial(checkpoint_features, device=device)
-    records = {}
-    missing = []
-    for metric in plan.config.metrics:
-        cached = cache.load_cached(outdir, ref, plan, metric)
-        if cached is None:
-            missing.append(metric)
-        else:
-            records[metric] = cached
-    if missing:
-        logger.info("%s: computing %s (cached: %s)", ref.name, ", ".join(missing), ", ".join(records) or "none")
-        plan.check()
-        fresh = compute_metrics(ref, plan, missing, source_factory(ref), blas_threads)
-        for metric, record in fresh.items():
-            cache.store(outdir, ref, metric, record)
-        records.update(fresh)
-    else:
-        logger.info("%s: every metric cached", ref.name)
-    result = checkpoint_result(ref, plan, [records[m] for m in plan.config.metrics])
-    atomic_write_text(outdir / ref.tag / "results.json", json.dumps(result, indent=1) + "\n")
+    subject = Subject(ref.name, outdir / ref.tag, file_identity(ref.checkpoint), lambda: source_factory(ref))
+    records = metric_records(subject, plan, plan.config.metrics, blas_threads)
+    result = checkpoint_result(ref, plan, records, controls)
+    atomic_write_text(subject.directory / "results.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
-def checkpoint_result(ref: CheckpointRef, plan: DataPlan, records: Sequence[dict]) -> dict:
+def curve_summary(curve: Sequence[float], std: Sequence[float] | None = None) -> dict:
+    """Best layer and value (overall and among transformer layers, with the spread over seeds
+    there when known) and the top-layer drop."""
+    out = {"best_layer": summary.best_layer(curve), "best": summary.checkpoint_score(curve),
+           "top_layer_drop": summary.top_layer_drop(curve)}
+    if len(curve) > 1:
+        layer = 1 + summary.best_layer(curve[1:])
+        out.update(best_layer_from_1=layer, best_from_1=float(curve[layer]))
+        if std is not None:
+            out["best_from_1_std"] = float(std[layer])
+    return out
+
+
+def _frame_blocks(records: Sequence[dict], plan: DataPlan, controls: dict | None) -> dict:
+    """The probe and clusters blocks of the results: per seed, with their frame counts and K."""
+    out = {}
+    by_metric = {record["metric"]: record for record in records}
+    seeds = [str(s) for s in plan.config.seeds]
+    if "phone_probe" in by_metric:
+        layers = by_metric["phone_probe"]["layers"]
+        first = layers[0]["per_seed"]
+        out["probe"] = {
+            "seeds": list(plan.config.seeds),
+            "per_seed": {s: [layer["by_seed"]["phone_probe_acc"][s] for layer in layers] for s in seeds},
+            "majority": layers[0]["by_seed"]["majority"],
+            "frames": {s: {"train": first[s]["num_train"], "test": first[s]["num_test"]} for s in seeds},
+            "controls": {name: values["phone_probe_acc"] for name, values in (controls or {}).items()
+                         if "phone_probe_acc" in values},
+        }
+    if "cluster_quality" in by_metric:
+        record = by_metric["cluster_quality"]
+        first = record["layers"][0]["per_seed"]
+        out["clusters"] = {
+            "k": plan.config.kmeans_k,
+            "frames": {s: first[s]["frames"] for s in seeds},
+            "fit_frames": {s: first[s]["fit_frames"] for s in seeds},
+            "pnmi": {"plugin": record["measures"]["pnmi"], "corrected": record["measures"]["pnmi_corrected"]},
+            "controls": {name: {m: values[m] for m in ("pnmi", "pnmi_corrected")}
+                         for name, values in (controls or {}).items() if "pnmi" in values},
+        }
+    return out
+
+
+def checkpoint_result(ref: CheckpointRef, plan: DataPlan, records: Sequence[dict], controls: dict | None = None) -> dict:
     """The per-checkpoint JSON: identity, every measure per layer, and its summary statistics."""
     measures = {name: curve for record in records for name, curve in record["measures"].items()}
-    stats: dict = {}
-    for name, curve in measures.items():
-        stats[name] = {"best_layer": summary.best_layer(curve), "top_layer_drop": summary.top_layer_drop(curve)}
+    spread = {name: curve for record in records for name, curve in record.get("std", {}).items()}
+    stats = {name: curve_summary(curve, spread.get(name)) for name, curve in measures.items()}
     if "mel_cca" in measures:
         stats["mel_cca"]["input_rebound"] = summary.input_rebound(measures["mel_cca"])
     return {
@@ -155,6 +229,8 @@ def checkpoint_result(ref: CheckpointRef, plan: DataPlan, records: Sequence[dict
         },
         "data": plan.identity,
         "measures": measures,
+        "std": spread,
         "summary": stats,
+        **_frame_blocks(records, plan, controls),
         "details": {record["metric"]: {"settings": record["key"]["settings"], "layers": record["layers"]} for record in records},
     }

@@ -3,6 +3,10 @@
 - layer curves: one line per checkpoint, value against layer, for one measure;
 - heatmap: layer x pretraining step for one run and measure, its phases marked;
 - strategies side by side: one panel per strategy, its checkpoints' curves coloured by step.
+
+The floors a measure must beat are drawn in the curve plots: each run's untrained (step-0)
+model as a dashed grey curve, and the input controls (log-mel, MFCC, majority class) as
+horizontal lines.
 """
 
 from __future__ import annotations
@@ -29,11 +33,32 @@ def _save(fig, path: str | os.PathLike) -> None:
         f.write(buffer.getvalue())
 
 
-def plot_layer_curves(measure: str, curves: Mapping[str, Sequence[float]], path: str | os.PathLike) -> None:
-    """One line per checkpoint (label -> per-layer values)."""
+REFERENCE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2)))
+
+
+def _draw_references(ax, references: Mapping[str, float]) -> None:
+    """Horizontal lines at the controls' values, labelled."""
+    for (label, value), style in zip(references.items(), REFERENCE_STYLES * len(references)):
+        ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
+
+
+def _draw_floor(ax, label: str, values: Sequence[float]) -> None:
+    ax.plot(range(len(values)), values, color="grey", linestyle="--", marker="x", markersize=3, label=label)
+
+
+def plot_layer_curves(
+    measure: str, curves: Mapping[str, Sequence[float]], path: str | os.PathLike,
+    references: Mapping[str, float] | None = None, floors: Sequence[str] = (),
+) -> None:
+    """One line per checkpoint (label -> per-layer values); the curves named in ``floors`` (the
+    untrained models) dashed grey, the ``references`` (controls: label -> value) as lines."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, values in curves.items():
-        ax.plot(range(len(values)), values, marker="o", markersize=3, label=label)
+        if label in floors:
+            _draw_floor(ax, f"{label} (untrained)", values)
+        else:
+            ax.plot(range(len(values)), values, marker="o", markersize=3, label=label)
+    _draw_references(ax, references or {})
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = transformer input)")
     ax.set_ylabel(measure)
@@ -83,22 +108,28 @@ def plot_heatmap(
 
 
 def plot_strategies(
-    measure: str, by_strategy: Mapping[str, Sequence[tuple[int, Sequence[float]]]], path: str | os.PathLike
+    measure: str, by_strategy: Mapping[str, Sequence[tuple[int, Sequence[float]]]], path: str | os.PathLike,
+    references: Mapping[str, float] | None = None,
 ) -> None:
-    """One panel per strategy; its (step, curve) pairs coloured from early (dark) to late (light)."""
+    """One panel per strategy; its (step, curve) pairs coloured from early (dark) to late (light),
+    step 0 (the untrained model) dashed grey; the ``references`` as lines in every panel."""
     names = list(by_strategy)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 1, 3.8), sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
     for ax, name in zip(axes[0], names):
         pairs = sorted(by_strategy[name], key=lambda pair: pair[0])
         for i, (step, values) in enumerate(pairs):
+            if step == 0:
+                _draw_floor(ax, "step 0 (untrained)", values)
+                continue
             colour = cmap(i / max(1, len(pairs) - 1))
             ax.plot(range(len(values)), values, color=colour, marker="o", markersize=2, label=f"step {step}")
+        _draw_references(ax, references or {})
         ax.set_title(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
-        if len(pairs) <= 8:
+        if len(pairs) + len(references or {}) <= 10:
             ax.legend(fontsize="x-small")
     axes[0][0].set_ylabel(measure)
     fig.suptitle(f"{measure} across pretraining, by strategy")

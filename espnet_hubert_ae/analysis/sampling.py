@@ -43,6 +43,7 @@ class DataPlan:
         self.datadir = Path(datadir)
         self.config = config
         self.metrics = config.metrics
+        self._splits: dict[int, np.ndarray] = {}
 
     @functools.cached_property
     def utterances(self) -> list[Utterance]:
@@ -88,15 +89,30 @@ class DataPlan:
         return rng.permutation(len(self.utterances)) % self.config.n_folds
 
     @functools.cached_property
-    def probe_test(self) -> np.ndarray:
-        """Whether each utterance's frames test (rather than train) the probe and the clusters."""
-        n = len(self.utterances)
-        if n < 2:
-            raise AnalysisError(f"{self.datadir}: the phone probe needs at least 2 utterances (train and test), got {n}")
-        num_test = min(n - 1, max(1, round(n * self.config.probe_test_fraction)))
-        rng = np.random.default_rng(self.config.seed + 1)
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.choice(n, size=num_test, replace=False)] = True
+    def speakers(self) -> list[str]:
+        """The speakers of the analysed utterances, sorted."""
+        return sorted({u.speaker for u in self.utterances})
+
+    def test_utterances(self, seed: int) -> np.ndarray:
+        """Whether each utterance's frames test (rather than train) the probe and the clusters in
+        the speaker split of ``seed``: about ``test_speakers`` of the speakers, at least one on
+        each side, drawn with ``seed``."""
+        if seed not in self._splits:
+            self._splits[seed] = self._speaker_split(seed)
+        return self._splits[seed]
+
+    def _speaker_split(self, seed: int) -> np.ndarray:
+        speakers = self.speakers
+        if len(speakers) < 2:
+            raise AnalysisError(
+                f"{self.datadir}: the phone probe and the clusters are tested on held-out speakers, and the "
+                f"{len(self.utterances)} utterances analysed have {len(speakers)} speaker ({', '.join(speakers)}) "
+                "in utt2spk; analyse a set with at least 2 speakers or leave phone_probe and cluster_quality out"
+            )
+        num_test = min(len(speakers) - 1, max(1, round(len(speakers) * self.config.test_speakers)))
+        held_out = set(np.random.default_rng(seed).choice(speakers, size=num_test, replace=False).tolist())
+        mask = np.array([u.speaker in held_out for u in self.utterances])
+        mask.flags.writeable = False
         return mask
 
     @functools.cached_property
@@ -108,21 +124,37 @@ class DataPlan:
     def _ids(self) -> list[str]:
         return [u.utt_id for u in self.utterances]
 
+    def _enough_labels(self, view: str, labels: Sequence[str], asked: int | None, option: str | None) -> None:
+        """Refuse a CCA view with fewer labels than ``min_labels`` (or than asked for, if fewer)."""
+        needed = self.config.min_labels if asked is None else min(asked, self.config.min_labels)
+        found = len(set(labels))
+        if found < needed:
+            raise AnalysisError(
+                f"{view} view of {self.datadir}: {found} labels qualify ({len(labels)} instances from "
+                f"{len(self.utterances)} utterances, at least {self.config.n_folds} instances each, one per fold), "
+                f"fewer than the {needed} the CCA needs (--min_labels); analyse a larger set, "
+                f"lower --n_folds, or lower --min_labels{'' if option is None else ' / ' + option}"
+            )
+
     @functools.cached_property
     def phone_instances(self) -> Instances:
         c = self.config
-        return sample_instances(
+        instances = sample_instances(
             self.phone_ctm, self._ids(), Sampling(c.num_phones, c.phone_instances, c.n_folds, strict=c.rare_phones == "error"),
             view="phone", option="--num_phones", seed=c.seed, exclude=(SILENCE, SPOKEN_NOISE),
         )
+        self._enough_labels("phone", instances.labels, c.num_phones, "--num_phones")
+        return instances
 
     @functools.cached_property
     def word_instances(self) -> Instances:
         c = self.config
-        return sample_instances(
+        instances = sample_instances(
             self.word_ctm, self._ids(), Sampling(c.num_words, c.word_instances, c.n_folds, strict=False),
             view="word", option="--num_words", seed=c.seed,
         )
+        self._enough_labels("word", instances.labels, c.num_words, "--num_words")
+        return instances
 
     @functools.cached_property
     def semantic_rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -136,10 +168,15 @@ class DataPlan:
                            len(missing), len(words.label_set), ", ".join(missing[:5]))
         return rows, np.stack([vectors[words.labels[i]] for i in rows])
 
-    def frame_sample(self, index: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    def frame_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames of utterance ``index`` sampled for the probe / clusters, and their phone labels
-        (silence included; frames outside every phone segment are never sampled)."""
+        (silence included; frames outside every phone segment are never sampled).
+
+        The sample depends on the utterance alone (its 50 Hz frame count from the conv
+        arithmetic), so every checkpoint and every input control is measured on the same frames.
+        """
         utt = self.utterances[index]
+        num_frames = conv_frame_count(utt.num_samples)
         labels = np.array(frame_phones(self.phone_ctm.get(utt.utt_id, ()), num_frames), dtype=object)
         rng = np.random.default_rng([self.config.seed, index])
         chosen = np.flatnonzero((rng.random(num_frames) < self.frame_rate) & (labels != None))  # noqa: E711
@@ -154,20 +191,21 @@ class DataPlan:
             _ = self.word_instances
         if "semantic_cca" in self.metrics:
             rows, _ = self.semantic_rows
-            labels = [self.word_instances.labels[i] for i in rows]
-            if len(set(labels)) < 2:
-                raise AnalysisError("semantic view: fewer than 2 analysed words have an embedding")
+            self._enough_labels("semantic", [self.word_instances.labels[i] for i in rows], self.config.num_words, None)
         if any(m in FRAME_METRICS for m in self.metrics):
-            _ = self.probe_test
+            for seed in self.config.seeds:
+                _ = self.test_utterances(seed)
         if "cluster_quality" in self.metrics:
             self._check_kmeans_k()
 
     def _check_kmeans_k(self) -> None:
-        """K must stay below the frames k-means is fitted on (about the probe's training sample)."""
-        train_frames = sum(conv_frame_count(u.num_samples) for u, test in zip(self.utterances, self.probe_test) if not test)
-        expected = int(train_frames * self.frame_rate)
-        if self.config.kmeans_k > expected:
-            raise AnalysisError(
-                f"cluster quality: K={self.config.kmeans_k} clusters need at least {self.config.kmeans_k} frames "
-                f"to fit, the frame sample holds about {expected}; lower --kmeans_k or raise --probe_frames"
-            )
+        """K must stay below the frames k-means is fitted on (about the training speakers' sample)."""
+        frames = np.array([conv_frame_count(u.num_samples) for u in self.utterances])
+        for seed in self.config.seeds:
+            expected = int(frames[~self.test_utterances(seed)].sum() * self.frame_rate)
+            if self.config.kmeans_k > expected:
+                raise AnalysisError(
+                    f"cluster quality: K={self.config.kmeans_k} clusters need at least {self.config.kmeans_k} frames "
+                    f"to fit, the training speakers' frame sample of seed {seed} holds about {expected}; "
+                    "lower --kmeans_k or raise --probe_frames"
+                )

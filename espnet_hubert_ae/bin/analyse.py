@@ -12,6 +12,10 @@ phone and word identity and (given --word_embeddings) with word embeddings, a li
 probe, and k-means cluster quality; writes one JSON per checkpoint and metric, a combined
 table, summary statistics and plots. Metrics already computed with the same settings are
 read from the output directory instead of being computed again.
+
+The probe and the clusters train on some speakers and are tested on the others (utt2spk),
+once per seed of --seeds, all on the same frame sample; the single-frame log-mel and MFCC
+inputs are measured the same way, once per data set (<outdir>/controls/).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.seeds import parse_seeds
 
 logger = logging.getLogger("analyse")
 
@@ -39,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {' '.join(DEFAULT_METRICS)} (+ semantic_cca with --word_embeddings)")
     p.add_argument("--max_utterances", type=int, default=config.max_utterances,
                    help="utterances analysed, a seeded sample (0: all)")
-    p.add_argument("--seed", type=int, default=config.seed)
+    p.add_argument("--seed", type=int, default=config.seed,
+                   help="seed of the samples (utterances, instances, folds, frames), the same for every seed below")
+    p.add_argument("--seeds", nargs="+", default=[str(s) for s in config.seeds],
+                   help='speaker splits of the probe and the clusters, one per seed, e.g. --seeds "1 2 3"; '
+                        "results are mean and standard deviation over them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
     p.add_argument("--blas_threads", type=int, default=1,
@@ -61,9 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--word_embeddings", type=Path, default=None, help="GloVe text file for the semantic view")
     g.add_argument("--word_embedding_dim", type=int, default=config.word_embedding_dim,
                    help="expected embedding dimension")
+    g.add_argument("--min_labels", type=int, default=config.min_labels,
+                   help="a phone or word view with fewer qualifying labels (an instance per fold) is refused")
     g = p.add_argument_group("probe and clusters")
     g.add_argument("--probe_frames", type=int, default=config.probe_frames,
                    help="frames sampled for the probe and k-means")
+    g.add_argument("--test_speakers", type=float, default=config.test_speakers,
+                   help="share of the speakers whose frames test the probe and the clusters")
     g.add_argument("--kmeans_k", type=int, default=config.kmeans_k, help="clusters for the cluster-quality metric")
     g = p.add_argument_group("summary")
     g.add_argument("--reference_strategy", default=None, help="strategy whose final score defines steps-to-target")
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     limit_threads(args.num_threads)
     from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, AnalysisConfig
+    from espnet_hubert_ae.analysis.controls import analyse_controls
     from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
     from espnet_hubert_ae.analysis.overview import write_report
     from espnet_hubert_ae.analysis.sampling import DataPlan
@@ -94,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         word_instances=args.word_instances,
         word_embeddings=None if args.word_embeddings is None else str(args.word_embeddings),
         word_embedding_dim=args.word_embedding_dim,
+        min_labels=args.min_labels,
         probe_frames=args.probe_frames,
+        test_speakers=args.test_speakers,
+        seeds=tuple(parse_seeds(args.seeds)),
         kmeans_k=args.kmeans_k,
         layer_group=args.layer_group,
         seed=args.seed,
@@ -102,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     refs = open_registry(args.registry).select(args.checkpoints)
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
+    controls = analyse_controls(plan, args.outdir, blas_threads=args.blas_threads)
     results = [
-        analyse_checkpoint(ref, plan, args.outdir, device=args.device, blas_threads=args.blas_threads) for ref in refs
+        analyse_checkpoint(ref, plan, args.outdir, device=args.device, blas_threads=args.blas_threads,
+                           controls=controls)
+        for ref in refs
     ]
-    write_report(results, args.outdir, args.reference_strategy, args.target_layer)
+    write_report(results, args.outdir, args.reference_strategy, args.target_layer, controls)
     return 0
 
 

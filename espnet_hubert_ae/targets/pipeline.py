@@ -241,7 +241,7 @@ def make_targets(
 
     start = time.perf_counter()
     for name in utterances:
-        quality = _measure_quality(Path(sets[name]), out_dir / name, k)
+        quality = _measure_quality(Path(sets[name]), out_dir / name, k, held_out=name != train_set)
         if quality is not None:
             per_set[name]["quality"] = quality
     times["quality"] = time.perf_counter() - start
@@ -309,15 +309,17 @@ def _fit_or_load(
     return model
 
 
-def _measure_quality(datadir: Path, label_dir: Path, k: int) -> dict | None:
-    """Quality of a set's labels against its phones.ctm (None when the set has none)."""
+def _measure_quality(datadir: Path, label_dir: Path, k: int, held_out: bool) -> dict | None:
+    """Quality of a set's labels against its phones.ctm (None when the set has none); ``held_out``:
+    the set is not the one k-means was fitted on."""
     ctm = datadir / "phones.ctm"
     if not ctm.is_file():
         return None
-    quality = target_quality(read_label_text(label_dir / "text"), read_ctm(ctm), k)
+    quality = target_quality(read_label_text(label_dir / "text"), read_ctm(ctm), k, held_out=held_out)
     atomic_write_text(label_dir / "quality.json", json.dumps(quality, indent=1) + "\n")
     print(
-        f"{label_dir.parent.name}/{label_dir.name}: PNMI {quality['pnmi']}, phone purity "
-        f"{quality['phone_purity']}, cluster purity {quality['cluster_purity']} ({quality['frames']} frames)"
+        f"{label_dir.parent.name}/{label_dir.name}: PNMI {quality['pnmi']} (corrected {quality['pnmi_corrected']}), "
+        f"phone purity {quality['phone_purity']}, cluster purity {quality['cluster_purity']} "
+        f"(K={k}, {quality['frames']} frames, {'held out' if held_out else 'the k-means fitting set'})"
     )
     return quality

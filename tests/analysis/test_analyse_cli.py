@@ -8,7 +8,7 @@ import pytest
 from espnet_hubert_ae.bin.analyse import main
 from espnet_hubert_ae.upstream.registry import CheckpointRef, write_registry
 
-FAST = ["--kmeans_k", "8", "--probe_frames", "3000"]
+FAST = ["--kmeans_k", "8", "--probe_frames", "3000", "--min_labels", "2"]
 
 
 @pytest.fixture
@@ -36,15 +36,27 @@ def _expect_outputs(outdir, names, measures):
 def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys):
     outdir = tmp_path / "analysis"
     args = ["--data", str(synthetic_corpus), "--outdir", str(outdir), "--registry", str(registry),
-            "--checkpoints", "all", "--reference_strategy", "baseline", *FAST]
+            "--checkpoints", "all", "--reference_strategy", "baseline", "--seeds", "1 2", *FAST]
     start = time.perf_counter()
     assert main(args) == 0
     seconds = time.perf_counter() - start
-    measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "phone_purity", "cluster_purity"]
+    measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "pnmi_corrected", "phone_purity",
+                "cluster_purity"]
     _expect_outputs(outdir, ["baseline_tiny_p1_step100", "progressive_tiny_p1_step100"], measures)
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["steps_to_target"]["measures"]["word_cca"]["baseline"] == 100
+    assert set(summary["controls"]) == {"logmel", "mfcc", "majority"}
+    assert summary["controls"]["logmel"]["phone_probe_acc"]["per_seed"].keys() == {"1", "2"}
+    result = json.loads((outdir / "baseline_tiny_p1_step100" / "results.json").read_text())
+    assert result["probe"]["seeds"] == [1, 2] and len(result["probe"]["per_seed"]["2"]) == 3
     assert seconds < 60, f"two tiny checkpoints took {seconds:.1f} s"
+
+
+def test_bad_seeds_fail_clearly(synthetic_corpus, tmp_path, registry, capsys):
+    code = main(["--data", str(synthetic_corpus), "--outdir", str(tmp_path / "a"), "--registry", str(registry),
+                 "--checkpoints", "all", "--seeds", "1 x"])
+    assert code == 1
+    assert "--seeds: 'x' is not a non-negative integer" in capsys.readouterr().err
 
 
 def test_unregistered_name_fails_clearly(synthetic_corpus, tmp_path, registry, capsys):
@@ -79,6 +91,7 @@ def test_builtin_corpus_end_to_end(builtin_corpus, tmp_path, registry):
     start = time.perf_counter()
     assert main(args) == 0
     seconds = time.perf_counter() - start
-    measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "phone_purity", "cluster_purity"]
+    measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "pnmi_corrected", "phone_purity",
+                "cluster_purity"]
     _expect_outputs(outdir, ["baseline_tiny_p1_step100"], measures)
     assert seconds < 60, f"one tiny checkpoint on the built-in dev set took {seconds:.1f} s"

@@ -5,9 +5,12 @@ import pytest
 
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.cca import (
+    REGULARISERS,
     CCAFitter,
+    CCASettings,
     CovStats,
     FoldedStats,
+    Reduction,
     evaluate_pwcca,
     protocol_pwcca,
     pwcca,
@@ -119,7 +122,47 @@ def test_one_hot_view_of_the_labels_a_layer_encodes(rng):
     layer = one_hot @ rng.normal(size=(6, 20)) + 0.05 * rng.normal(size=(3000, 20))
     result = protocol_pwcca(layer, one_hot, labels)
     assert result.score > 0.95
-    assert all(reg in (1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5) for reg in result.regularisers)
+    assert all(reg in REGULARISERS for reg in result.regularisers)
+    assert REGULARISERS[0] == 1e-11 and REGULARISERS[-1] == pytest.approx(1e-1) and len(REGULARISERS) == 11
+
+
+def test_reduction_keeps_the_smaller_of_n_over_10_and_99_percent_of_the_variance():
+    reduction = Reduction(rows_per_dim=10, variance=0.99)
+    # ascending eigenvalues: 3 strong directions hold 99.9% of the variance
+    eigenvalues = np.array([1e-3] * 7 + [100.0, 200.0, 300.0])
+    assert reduction.dims(eigenvalues, n_train=10000) == 3
+    assert reduction.dims(eigenvalues, n_train=20) == 2  # n / 10 is the smaller
+    assert reduction.dims(np.ones(10), n_train=10000) == 10  # flat spectrum: 99% needs all 10
+    assert reduction.dims(np.ones(10), n_train=5) == 1  # never below one dimension
+
+
+def test_reduced_view_is_scored_in_its_principal_components(rng):
+    """A view with 2 strong directions and 6 near-empty ones: reduced to the 2, its PWCCA with a
+    view that holds exactly those 2 is 1, and the variates live in the 2-d component space."""
+    latent = rng.normal(size=(3000, 2))
+    x = np.hstack([latent * [5.0, 3.0], 1e-3 * rng.normal(size=(3000, 6))]) @ np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    y = latent @ rng.normal(size=(2, 4))
+    fitter = CCAFitter(CovStats.of(x, y), Reduction(rows_per_dim=10, variance=0.99))
+    assert fitter.dims_x == 2
+    directions = fitter.fit(0.0)
+    assert directions.basis_x.shape == (8, 2) and directions.dirs_x.shape[0] == 2
+    score, rho, _ = evaluate_pwcca(directions, CovStats.of(x, y))
+    assert score == pytest.approx(1.0, abs=1e-6) and len(rho) == 2
+
+
+def test_reduction_stops_cca_fitting_noise_on_small_samples(rng):
+    """300 instances of a 200-d layer whose label information sits in 5 strong directions: without
+    the reduction (and a regulariser) CCA fits the noise dimensions and its held-out score
+    collapses; with it the score reflects the labels (measured: 0.54 against 0.80)."""
+    labels = np.repeat(np.arange(6), 50)
+    one_hot = np.eye(6)[labels]
+    signal = one_hot @ rng.normal(size=(6, 5)) * 3.0
+    layer = np.hstack([signal + rng.normal(size=(300, 5)), 0.5 * rng.normal(size=(300, 195))])
+    plain = protocol_pwcca(layer, one_hot, labels, CCASettings(reduction=None, regularisers=(1e-11,)))
+    reduced = protocol_pwcca(layer, one_hot, labels, CCASettings(regularisers=(1e-11,)))
+    assert all(d <= 24 for d in reduced.dims)  # at most 240 training rows / 10
+    assert reduced.score > 0.75
+    assert reduced.score - plain.score > 0.2
 
 
 def test_statistics_merge_like_the_concatenation(rng):

@@ -8,7 +8,7 @@ import pytest
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.config import AnalysisConfig
 from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
-from espnet_hubert_ae.analysis.overview import write_report
+from espnet_hubert_ae.analysis.overview import summarise, write_report
 from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.upstream.registry import CheckpointRef
 
@@ -23,7 +23,7 @@ def fake_ref(tmp_path):
 
 
 def _run(corpus, outdir, ref, source, **config):
-    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, **config}))
+    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, **config}))
     return analyse_checkpoint(ref, plan, outdir, source_factory=lambda _: source)
 
 
@@ -31,13 +31,21 @@ def test_every_metric_per_layer_and_cached_rerun(synthetic_corpus, tmp_path, fak
     source = mel_features(num_layers=3)
     result = _run(synthetic_corpus, tmp_path / "out", fake_ref, source)
     measures = result["measures"]
-    assert set(measures) == {"mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "phone_purity", "cluster_purity"}
+    assert set(measures) == {"mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "pnmi_corrected",
+                             "phone_purity", "cluster_purity"}
     assert all(len(curve) == 4 for curve in measures.values())
     # layer 0 is a linear map of the mel view; noise grows with the layer
     assert measures["mel_cca"][0] == pytest.approx(1.0, abs=1e-6)
     assert measures["mel_cca"][3] < measures["mel_cca"][1] < 1.0
     assert measures["phone_probe_acc"][0] > 0.9 and measures["phone_cca"][0] > 0.9
     assert result["summary"]["mel_cca"]["input_rebound"] == pytest.approx(0.0)
+    probe = result["summary"]["phone_probe_acc"]
+    assert probe["best_layer_from_1"] >= 1 and probe["best_from_1"] == measures["phone_probe_acc"][probe["best_layer_from_1"]]
+    assert result["probe"]["seeds"] == [1] and 0 < result["probe"]["majority"]["1"] < 0.5
+    assert result["probe"]["per_seed"]["1"] == measures["phone_probe_acc"]
+    frames = result["probe"]["frames"]["1"]
+    assert result["clusters"]["frames"]["1"] == frames["test"] and result["clusters"]["k"] == 10
+    assert all(plugin > corrected for plugin, corrected in zip(*result["clusters"]["pnmi"].values()))
     tag_dir = tmp_path / "out" / "fake_tiny_p1_step10"
     assert sorted(p.name for p in tag_dir.iterdir()) == sorted([f"{m}.json" for m in METRICS] + ["results.json"])
     calls = source.calls
@@ -51,7 +59,7 @@ def test_every_metric_per_layer_and_cached_rerun(synthetic_corpus, tmp_path, fak
     changed = _run(synthetic_corpus, tmp_path / "out", fake_ref, source, kmeans_k=12)
     assert source.calls == calls + 16
     assert changed["measures"]["mel_cca"] == measures["mel_cca"]
-    assert changed["details"]["cluster_quality"]["layers"][0]["k"] == 12
+    assert changed["details"]["cluster_quality"]["layers"][0]["per_seed"]["1"]["k"] == 12
 
 
 def test_layer_groups_give_the_same_results(synthetic_corpus, tmp_path, fake_ref, mel_features):
@@ -69,7 +77,7 @@ def test_semantic_view_with_embeddings(synthetic_corpus, tmp_path, fake_ref, mel
     rng = np.random.default_rng(0)
     glove.write_text("".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.normal(size=4))}\n" for w in ("cab", "sea", "make", "beam")))
     result = _run(synthetic_corpus, tmp_path / "out", fake_ref, mel_features(),
-                  metrics=("semantic_cca",), word_embeddings=str(glove))
+                  metrics=("semantic_cca",), word_embeddings=str(glove), min_labels=4)
     assert len(result["measures"]["semantic_cca"]) == 4
     # ASK has no vector: its instances are left out of the semantic view only
     assert result["details"]["semantic_cca"]["layers"][0]["num_instances"] == 4 * 15
@@ -105,22 +113,44 @@ def test_embeddings_without_overlap_fail(synthetic_corpus, tmp_path, fake_ref, m
 
 def test_report_writes_table_summary_and_plots(synthetic_corpus, tmp_path, mel_features):
     results = []
-    for strategy, steps in (("baseline", (10, 20)), ("progressive", (10,))):
+    for strategy, steps in (("baseline", (0, 10, 20)), ("progressive", (10,))):
         for step in steps:
             path = tmp_path / f"{strategy}{step}.pth"
             path.write_bytes(step.to_bytes(2, "little"))
             ref = CheckpointRef(f"{strategy}_tiny/p1/step{step}", path, run=f"{strategy}_tiny", strategy=strategy,
                                 phase=1, step=step)
             results.append(_run(synthetic_corpus, tmp_path / "out", ref, mel_features(seed=step),
-                                metrics=("mel_cca", "phone_probe")))
-    stats = write_report(results, tmp_path / "out", reference_strategy="baseline")
+                                metrics=("mel_cca", "phone_probe", "cluster_quality"), seeds=(1, 2)))
+    controls = {"logmel": {"phone_probe_acc": {"mean": 0.9, "std": 0.01, "per_seed": {"1": 0.89, "2": 0.91}}},
+                "majority": {"mean": 0.2, "std": 0.0, "per_seed": {"1": 0.2, "2": 0.2}}}
+    stats = write_report(results, tmp_path / "out", reference_strategy="baseline", controls=controls)
     table = (tmp_path / "out" / "table.tsv").read_text().splitlines()
-    assert table[0].split("\t") == ["checkpoint", "strategy", "phase", "step", "measure", "layer", "value"]
-    assert len(table) == 1 + 3 * 2 * 4
+    assert table[0].split("\t") == ["checkpoint", "strategy", "phase", "step", "measure", "layer", "value", "std"]
+    assert len(table) == 1 + 4 * 6 * 4  # 4 checkpoints, 6 measures, 4 layers
+    probe_row = next(row.split("\t") for row in table if "\tphone_probe_acc\t" in row)
+    mel_row = next(row.split("\t") for row in table if "\tmel_cca\t" in row)
+    assert float(probe_row[7]) >= 0 and mel_row[7] == ""  # a spread over seeds for frame measures only
     assert set(stats["steps_to_target"]["measures"]["phone_probe_acc"]) == {"baseline", "progressive"}
+    assert stats["controls"] == controls
+    assert stats["floors"] == {"baseline_tiny": {"checkpoint": "baseline_tiny/p1/step0",
+                                                 **stats["checkpoints"]["baseline_tiny/p1/step0"]}}
+    assert stats["clusters"]["not_comparable"] == [] and stats["clusters"]["conditions"][0]["k"] == 10
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == stats
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))
-    for measure in ("mel_cca", "phone_probe_acc"):
+    for measure in ("mel_cca", "phone_probe_acc", "pnmi_corrected"):
         assert {f"{measure}_layers.png", f"{measure}_strategies.png", f"{measure}_heatmap_baseline_tiny.png",
                 f"{measure}_heatmap_progressive_tiny.png"} <= set(pngs)
     assert all((tmp_path / "out" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_cluster_measures_compare_only_at_equal_k_and_frames(tmp_path):
+    def result(name, step, k, frames):
+        return {"checkpoint": {"name": name, "strategy": "s", "run": "r", "step": step},
+                "measures": {"pnmi": [0.1, 0.2]}, "summary": {"pnmi": {}},
+                "clusters": {"k": k, "frames": {"1": frames}}}
+
+    results = [result("r/p1/step1", 1, 100, 5000), result("r/p1/step2", 2, 100, 5000),
+               result("r/p1/step3", 3, 200, 5000), result("r/p1/step4", 4, 100, 4000)]
+    stats = summarise(results, reference_strategy="s")
+    assert stats["clusters"]["not_comparable"] == ["r/p1/step3", "r/p1/step4"]
+    assert len(stats["clusters"]["conditions"]) == 3
