@@ -40,6 +40,8 @@ pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; b
 budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
                      #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
 builtin_pretrain_steps=2600  # built-in corpus: default budget when pretrain_steps is empty
+snapshot_every=      # keep a snapshot every N global steps instead of the schedules' own (empty: theirs)
+builtin_snapshot_every=400  # built-in corpus at its default budget: snapshot_every when that is empty
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
 analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)
@@ -123,6 +125,7 @@ steps=${pretrain_steps}
 [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
 case "${budget}" in ratio|equal) ;; *) echo "$0: --budget must be ratio or equal, not '${budget}'" >&2; exit 2 ;; esac
 budget_args=(${steps:+--pretrain_steps "${steps}" --budget "${budget}" --budget_reference "${reference_strategy}"})
+[ -z "${snapshot_every}" ] && [ -z "${pretrain_steps}" ] && [ "${data}" = builtin ] && snapshot_every=${builtin_snapshot_every}
 run_tag_of() { names run_tag --strategy "$1" --model "${model}" "${budget_args[@]}"; }
 # What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each run;
 # asr_tag names their logs ("--upstream=progressive_tiny_120/p4/step120" -> progressive_tiny_120_p4_step120).
@@ -194,6 +197,7 @@ if run_stage 5; then
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
                 --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
                 --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" "${budget_args[@]}" \
+                ${snapshot_every:+--snapshot_every "${snapshot_every}"} \
                 --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
 fi
@@ -275,7 +279,8 @@ fi
 
 if run_stage 10; then
     log "Stage 10: report -> RESULTS.md"
-    python -m espnet_hubert_ae.bin.report --recipe_dir . --out RESULTS.md --reference_strategy "${reference_strategy}"
+    python -m espnet_hubert_ae.bin.report --recipe_dir . --out RESULTS.md --reference_strategy "${reference_strategy}" \
+        --analysis_set "${analysis_set}"
 fi
 
 stage_timer_end

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="strategy that gets exactly --pretrain_steps with --budget ratio (default: this one)")
     p.add_argument("--checkpoint_interval", type=int, default=job["checkpoint_interval"],
                    help="steps between resumable checkpoints (default: the model config's num_iters_per_epoch)")
+    p.add_argument("--snapshot_every", type=int, default=job["snapshot_every"],
+                   help="keep a snapshot every N global steps (plus phase ends and step 0) instead of the "
+                        "schedule's own: the same resolution for every strategy")
     p.add_argument("--valid_seconds", type=float, default=job["valid_seconds"],
                    help="audio of the validation subset scored at every checkpoint (0: the whole set)")
     p.add_argument("--ngpu", type=int, default=job["ngpu"])
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": args.budget, "reference": args.budget_reference, "reference_steps": args.pretrain_steps},
         ngpu=args.ngpu, nj=args.nj, seed=args.seed, kmeans_portion=args.kmeans_portion,
         checkpoint_interval=args.checkpoint_interval, valid_seconds=args.valid_seconds or None,
+        snapshot_every=args.snapshot_every,
         train_args=train_args, launcher=args.launcher,
     )  # fmt: skip
     try:

@@ -88,6 +88,7 @@ class PretrainJob:
     kmeans_portion: float = KMEANS_PORTION
     checkpoint_interval: int | None = None  # steps between resumable checkpoints (model config's default)
     valid_seconds: float | None = 240.0  # audio of the validation subset scored at each checkpoint (None: all)
+    snapshot_every: int | None = None  # a snapshot every N global steps instead of the schedule's own
     budget: dict | None = None  # how pretrain_steps was chosen (schedule.budget_steps), for the record
     train_args: list[str] = dataclasses.field(default_factory=list)  # extra ESPnet options
     launcher: str | None = None  # e.g. "torchrun --nproc_per_node 8": runs "-m <trainer> ..." itself
@@ -126,7 +127,7 @@ def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pi
     model_config_path = resolve_preset("model", job.model)
     model_config = yaml.safe_load(model_config_path.read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
-    plans = schedule.plan(num_layers)
+    plans = schedule.plan(num_layers, job.snapshot_every)
     exp_dir = Path(job.exp_root) / run_tag(schedule.name, job.model, job.pretrain_steps)
     _check_same_plan(exp_dir, schedule, job, plans)
     logger.info("strategy %s: %d phases, %d steps in all -> %s", schedule.name, len(plans), plans[-1].end_step, exp_dir)

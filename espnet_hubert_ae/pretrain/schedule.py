@@ -193,9 +193,15 @@ class Schedule:
     def total_steps(self) -> int:
         return sum(p.steps for p in self.phases)
 
-    def plan(self, num_layers: int) -> list[PhasePlan]:
-        """Place the phases on the global step axis for a model with ``num_layers`` layers."""
+    def plan(self, num_layers: int, snapshot_every: int | None = None) -> list[PhasePlan]:
+        """Place the phases on the global step axis for a model with ``num_layers`` layers.
+
+        ``snapshot_every`` replaces the schedule's own snapshots by one every that many global
+        steps (the same time resolution for every strategy; phase ends and step 0 are kept).
+        """
         check_layers(self, num_layers)
+        if snapshot_every is not None and snapshot_every < 1:
+            raise ScheduleError(f"snapshot_every must be a positive number of steps, not {snapshot_every}")
         starts = [0]
         for phase in self.phases:
             starts.append(starts[-1] + phase.steps)
@@ -209,7 +215,11 @@ class Schedule:
                 run_last += 1
             start = starts[i]
             # The run's untrained model (global step 0) is kept too: the floor of every analysis.
-            snaps = sorted({start + s for s in phase.snapshots} | {start + phase.steps} | ({0} if i == 0 else set()))
+            if snapshot_every is None:
+                inside = {start + s for s in phase.snapshots}
+            else:
+                inside = set(range(-(-(start + 1) // snapshot_every) * snapshot_every, start + phase.steps, snapshot_every))
+            snaps = sorted(inside | {start + phase.steps} | ({0} if i == 0 else set()))
             plans.append(
                 PhasePlan(
                     index=i + 1,

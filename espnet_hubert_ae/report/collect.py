@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from espnet_hubert_ae.upstream.registry import Registry, read_registry
+from espnet_hubert_ae.utils.cost import Cost
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,16 @@ class Phase:
     source: str  # "mfcc" or "layer L"
     k: int
     init: str  # scratch / continue
-    seconds: dict[str, float]  # training, features, kmeans, labels
+    targets: Cost  # features (whenever dumped), k-means and labels of its training and validation sets
+    training: Cost
     quality: dict[str, dict]  # set -> {pnmi, phone_purity, cluster_purity, ...}
+    health: dict = dataclasses.field(default_factory=dict)  # pretrain.health record of its final model
+    adopted_from: str | None = None  # the identical phase of another run it took instead of training
+    target_set: str | None = None  # the label set it trained on (its folder under dump/targets)
+
+    @property
+    def cost(self) -> Cost:
+        return self.targets + self.training
 
 
 @dataclasses.dataclass
@@ -42,28 +51,23 @@ class PretrainRun:
     directory: Path
     phases: list[Phase]
     complete: bool
+    budget: dict | None = None  # how its steps were chosen (bin.pretrain --budget), None: the schedule's own
 
     @property
     def steps(self) -> int:
         return self.phases[-1].end_step if self.phases else 0
 
-    def seconds(self, part: str | None = None) -> float:
-        """Wall time of the whole run, or of one part (training, features, kmeans, labels)."""
-        parts = ("training", "features", "kmeans", "labels") if part is None else (part,)
-        return sum(p.seconds.get(name, 0.0) for p in self.phases for name in parts)
-
-    def cost_at(self, step: int) -> float:
-        """Wall seconds spent up to global ``step``: earlier phases whole, then the current
-        phase's targets and its training pro rata."""
-        spent = 0.0
+    def cost(self, step: float | None = None) -> Cost:
+        """What the run cost up to global ``step`` (default: all of it; a fraction is allowed):
+        earlier phases whole, then the current phase's targets and its training pro rata."""
+        spent = Cost()
         for phase in self.phases:
-            targets = sum(phase.seconds.get(k, 0.0) for k in ("features", "kmeans", "labels"))
-            if step >= phase.end_step:
-                spent += targets + phase.seconds.get("training", 0.0)
+            if step is None or step >= phase.end_step:
+                spent += phase.cost
                 continue
             if step > phase.start_step:
                 share = (step - phase.start_step) / max(1, phase.end_step - phase.start_step)
-                spent += targets + share * phase.seconds.get("training", 0.0)
+                spent += phase.targets + phase.training.scaled(share)
             break
         return spent
 
@@ -89,6 +93,7 @@ class Analysis:
     curves: dict[str, dict[str, list[float]]]  # checkpoint -> measure -> per-layer values
     summary: dict
     plots: list[Path]
+    results: dict[str, dict] = dataclasses.field(default_factory=dict)  # checkpoint -> its results.json
 
 
 @dataclasses.dataclass
@@ -128,12 +133,17 @@ def _phase(summary: dict) -> Phase:
     plan = summary["plan"]
     source = "mfcc" if plan.get("layer") is None else f"layer {plan['layer']}"
     quality = {}
-    for set_name, text in (summary.get("labels") or {}).get("texts", {}).items():
+    texts = (summary.get("labels") or {}).get("texts", {})
+    for set_name, text in texts.items():
         found = _read_json(Path(text).parent / "quality.json")
         if found:
             quality[set_name] = found
+    target_set = Path(next(iter(texts.values()))).parent.parent.name if texts else None
+    cost = summary.get("cost") or {}
     return Phase(int(plan["index"]), int(plan["start_step"]), int(plan["end_step"]), source, int(plan["k"]),
-                 str(plan.get("init", "scratch")), dict(summary.get("seconds", {})), quality)
+                 str(plan.get("init", "scratch")), Cost.from_dict(cost.get("targets")),
+                 Cost.from_dict(cost.get("training")), quality, summary.get("health") or {},
+                 (summary.get("timing") or {}).get("adopted_from"), target_set)
 
 
 def collect_runs(pretrain_root: Path) -> dict[str, PretrainRun]:
@@ -147,7 +157,7 @@ def collect_runs(pretrain_root: Path) -> dict[str, PretrainRun]:
         runs[directory.name] = PretrainRun(
             name=directory.name, strategy=str(schedule.get("strategy", directory.name)),
             model=Path(str(schedule.get("model", "?"))).stem, directory=directory, phases=phases,
-            complete=bool(phases) and len(phases) == planned,
+            complete=bool(phases) and len(phases) == planned, budget=schedule.get("budget"),
         )
     return runs
 
@@ -162,8 +172,13 @@ def collect_analyses(analysis_root: Path) -> list[Analysis]:
             curves[row["checkpoint"]][row["measure"]].append(float(row["value"]))
         summary = _read_json(table.parent / "summary.json") or {}
         plots = sorted((table.parent / "plots").glob("*.png"))
+        results = {}
+        for path in sorted(table.parent.glob("**/results.json")):
+            result = _read_json(path)
+            if result and "checkpoint" in result:
+                results[result["checkpoint"]["name"]] = result
         analyses.append(Analysis(table.parent.name, table.parent, {k: dict(v) for k, v in curves.items()},
-                                 summary, plots))
+                                 summary, plots, results))
     return analyses
 
 

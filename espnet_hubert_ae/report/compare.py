@@ -1,38 +1,67 @@
-"""Time-to-target: how much of the reference run's pretraining cost another run needs to reach
-the reference's final score.
+"""Comparing runs fairly: time-to-target in CPU seconds with a tolerance, and when a difference counts.
 
-A score is read per checkpoint: for the probing measures the best layer's value (higher is
-better), for WER the value on one evaluation set (lower is better). The target is the score
-of the reference run's last evaluated checkpoint; a run reaches it at its first checkpoint
-(in step order) scoring at least as well. Its cost there is the wall time spent up to that
-step (:meth:`PretrainRun.cost_at`: earlier phases whole, the current one pro rata), given as
-a fraction of the reference run's whole cost, and also as a fraction of its steps.
+A *score* is measured at a checkpoint over several seeds: its mean, the standard deviation over
+seeds and their number (:class:`Score`). Two rules use the spread:
+
+- A difference between two scores is *significant* when it exceeds twice its standard error,
+  ``|mean_a - mean_b| > 2 sqrt(std_a^2 / n_a + std_b^2 / n_b)``; with one seed each nothing is
+  significant, since nothing is known of the spread.
+- Time-to-target: the target is the reference run's final score; its tolerance is twice the
+  standard error of that score, ``2 std / sqrt(n)``. A run reaches the target at the first point
+  of its pretraining where its score comes within the tolerance (for an accuracy, at least
+  ``target - tolerance``; for an error rate, at most ``target + tolerance``). Between two
+  evaluated checkpoints the crossing is placed by linear interpolation in cost. The cost there is
+  CPU seconds of the whole process tree (:meth:`PretrainRun.cost`: targets and training of
+  earlier phases whole, the current phase's targets and its training pro rata), given as a
+  fraction of the reference run's whole CPU cost; wall seconds are kept beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
-from espnet_hubert_ae.analysis.stats import checkpoint_score, steps_to_target
 from espnet_hubert_ae.report.collect import PretrainRun, Results
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """A measure at one checkpoint over seeds."""
+
+    mean: float
+    std: float = 0.0
+    n: int = 1
+
+    @property
+    def stderr(self) -> float:
+        return self.std / math.sqrt(self.n) if self.n > 0 else math.inf
+
+
+def significant(a: Score, b: Score) -> bool:
+    """Whether ``a`` and ``b`` differ by more than twice the standard error of their difference."""
+    if a.n < 2 or b.n < 2:
+        return False
+    return abs(a.mean - b.mean) > 2.0 * math.sqrt(a.stderr**2 + b.stderr**2)
 
 
 @dataclasses.dataclass
 class Reached:
-    step: int
-    seconds: float
-    cost_fraction: float
-    step_fraction: float
+    step: float  # global step of the crossing (interpolated)
+    cpu_s: float
+    wall_s: float
+    cost_ratio: float  # CPU seconds against the reference run's total
 
 
 @dataclasses.dataclass
 class TimeToTarget:
-    metric: str  # e.g. "phone_probe_acc (dev_clean)" or "SUPERB WER (dev_clean)"
+    measure: str  # e.g. "phone_probe_acc"
+    where: str  # the set it is measured on, e.g. "dev_clean"
     reference_run: str
     target: float
+    tolerance: float
     higher_is_better: bool
-    reached: dict[str, Reached | None]  # run -> where it first reached the target (None: never)
+    reached: dict[str, Reached | None]  # run -> where it first came within the tolerance (None: never)
 
 
 def reference_run(results: Results, strategy: str) -> PretrainRun | None:
@@ -41,74 +70,46 @@ def reference_run(results: Results, strategy: str) -> PretrainRun | None:
     return max(candidates, key=lambda r: (r.steps, r.name)) if candidates else None
 
 
-def time_to_target(
-    results: Results,
-    reference: PretrainRun,
-    metric: str,
-    progress: dict[str, Sequence[tuple[int, float]]],
-    higher_is_better: bool = True,
-) -> TimeToTarget | None:
-    """``progress`` maps a run name to its (global step, score) pairs."""
-    ref_points = sorted(progress.get(reference.name, ()))
-    if not ref_points:
-        return None
-    target = ref_points[-1][1]
-    total = reference.seconds() or 1.0
+def _crossing(run: PretrainRun, points: Sequence[tuple[int, Score]], good_enough, distance) -> float | None:
+    """The (interpolated) global step at which ``points`` first become good enough."""
+    previous = None
+    for step, score in sorted(points, key=lambda p: p[0]):
+        if good_enough(score.mean):
+            if previous is None:
+                return float(step)
+            step0, score0 = previous
+            gap0, gap1 = distance(score0.mean), distance(score.mean)  # > 0 before, <= 0 at the crossing
+            share = gap0 / (gap0 - gap1) if gap0 != gap1 else 1.0
+            return step0 + share * (step - step0)
+        previous = (step, score)
+    return None
+
+
+def time_to_target(results: Results, reference: PretrainRun, measure: str, where: str,
+                   progress: Mapping[str, Sequence[tuple[int, Score]]],
+                   higher_is_better: bool = True) -> TimeToTarget | None:
+    """``progress`` maps a run name to its (global step, score) points."""
+    ref_points = sorted(progress.get(reference.name, ()), key=lambda p: p[0])
+    if not ref_points or ref_points[-1][0] != reference.steps:
+        return None  # the reference's final checkpoint was not measured
+    final = ref_points[-1][1]
+    tolerance = 2.0 * final.stderr if final.n > 1 else 0.0
+    if higher_is_better:
+        threshold = final.mean - tolerance
+        good, distance = (lambda v: v >= threshold), (lambda v: threshold - v)
+    else:
+        threshold = final.mean + tolerance
+        good, distance = (lambda v: v <= threshold), (lambda v: v - threshold)
+    total = reference.cost().cpu_s or 1.0
     reached: dict[str, Reached | None] = {}
     for run_name, points in sorted(progress.items()):
         run = results.runs.get(run_name)
         if run is None:
             continue
-        sign = 1.0 if higher_is_better else -1.0  # steps_to_target wants higher-is-better scores
-        hit = steps_to_target([(step, sign * score) for step, score in points], sign * target)
-        if hit is None:
+        step = _crossing(run, points, good, distance)
+        if step is None:
             reached[run_name] = None
             continue
-        seconds = run.cost_at(hit)
-        reached[run_name] = Reached(hit, seconds, seconds / total, hit / max(1, reference.steps))
-    return TimeToTarget(metric, reference.name, target, higher_is_better, reached)
-
-
-def probing_progress(results: Results, measure: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """Analysis set -> run -> (step, best-layer score) of every analysed checkpoint."""
-    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for analysis in results.analyses:
-        per_run: dict[str, list[tuple[int, float]]] = {}
-        for checkpoint, measures in analysis.curves.items():
-            run, step = results.run_of(checkpoint)
-            if run is None or measure not in measures:
-                continue
-            per_run.setdefault(run, []).append((step, checkpoint_score(measures[measure])))
-        if per_run:
-            out[analysis.set_name] = per_run
-    return out
-
-
-def wer_progress(results: Results, kind: str, train_set: str | None, eval_set: str,
-                 reset_top_layers: int = 0) -> dict[str, list[tuple[int, float]]]:
-    """Run -> (step, WER on ``eval_set``) of the ASR results of one kind and training set."""
-    per_run: dict[str, list[tuple[int, float]]] = {}
-    for result in results.asr:
-        if (result.kind != kind or result.run is None or eval_set not in result.sets
-                or result.reset_top_layers != reset_top_layers
-                or (train_set is not None and result.train_set != train_set)):
-            continue
-        per_run.setdefault(result.run, []).append((result.step, float(result.sets[eval_set]["wer"])))
-    return per_run
-
-
-def all_time_to_target(results: Results, reference_strategy: str, probe_measure: str = "phone_probe_acc",
-                       eval_set: str = "dev_clean") -> list[TimeToTarget]:
-    """Time-to-target for the probing measure (every analysed set) and every WER available."""
-    reference = reference_run(results, reference_strategy)
-    if reference is None:
-        return []
-    found = []
-    for set_name, progress in probing_progress(results, probe_measure).items():
-        found.append(time_to_target(results, reference, f"{probe_measure} ({set_name})", progress))
-    found.append(time_to_target(results, reference, f"SUPERB WER ({eval_set})",
-                                wer_progress(results, "superb", None, eval_set), higher_is_better=False))
-    for split in sorted({r.train_set for r in results.asr if r.kind == "finetune"}):
-        found.append(time_to_target(results, reference, f"fine-tuning {split} WER ({eval_set})",
-                                    wer_progress(results, "finetune", split, eval_set), higher_is_better=False))
-    return [t for t in found if t is not None]
+        cost = run.cost(step)
+        reached[run_name] = Reached(step, cost.cpu_s, cost.wall_s, cost.cpu_s / total)
+    return TimeToTarget(measure, where, reference.name, final.mean, tolerance, higher_is_better, reached)

@@ -10,9 +10,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from espnet_hubert_ae.analysis.stats import checkpoint_score
+from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import AsrResult, PretrainRun, Results
-from espnet_hubert_ae.report.compare import TimeToTarget, all_time_to_target, probing_progress
+from espnet_hubert_ae.report.summary import probe_progress, probe_time_to_target, results_json
+from espnet_hubert_ae.utils.cost import Cost
 
 STAGE_NAMES = {
     1: "data", 2: "format audio / filter", 3: "alignments", 4: "initial targets", 5: "pretraining",
@@ -118,21 +119,72 @@ def data_section(results: Results) -> list[str]:
     return lines + _table(["set", "utterances", "hours"], rows)
 
 
+def _budget_line(runs: Sequence[PretrainRun]) -> str:
+    if all(run.budget is None for run in runs):
+        return "Budgets: each schedule's own number of steps."
+    lines = []
+    for run in runs:
+        b = run.budget or {}
+        if b.get("mode") == "equal":
+            lines.append(f"{run.name}: {run.steps} steps (equal budgets: every strategy {b.get('reference_steps')})")
+        elif b:
+            lines.append(f"{run.name}: {run.steps} steps (one factor for every strategy: "
+                         f"{b.get('reference') or run.strategy} gets {b.get('reference_steps')}, the others keep "
+                         "their schedules' ratios to it)")
+        else:
+            lines.append(f"{run.name}: {run.steps} steps (its schedule's own)")
+    return "Budgets: " + "; ".join(lines) + "."
+
+
 def pretraining_section(runs: Sequence[PretrainRun]) -> list[str]:
     lines = ["## Pretraining cost", ""]
     if not runs:
         return lines + _not_run("pretraining run", "run stage 5")
-    lines += ["Wall time in minutes; targets = feature extraction + k-means + labels before each phase "
-              "(the first phase's MFCC features are dumped by stage 4).", ""]
+    lines += [_budget_line(runs), "",
+              "CPU minutes of the whole process tree (GPU minutes where GPUs were used), wall minutes beside: "
+              "wall time on a shared machine swings with its load, CPU time does not. Targets = features "
+              "(the first phase's MFCC included, whenever stage 4 dumped them) + k-means + labels; "
+              "audio = hours of audio trained on.", ""]
     rows = []
     for run in runs:
+        total = run.cost()
+        targets = sum((p.targets for p in run.phases), Cost())
+        training = sum((p.training for p in run.phases), Cost())
+        adopted = [str(p.index) for p in run.phases if p.adopted_from]
         rows.append((
             run.name + ("" if run.complete else " (incomplete)"), run.strategy, len(run.phases), run.steps,
-            _minutes(run.seconds()), _minutes(run.seconds("training")), _minutes(run.seconds("features")),
-            _minutes(run.seconds("kmeans")), _minutes(run.seconds("labels")),
+            _minutes(total.cpu_s), _minutes(training.cpu_s), _minutes(targets.cpu_s), _minutes(total.wall_s),
+            _minutes(total.gpu_s), f"{training.audio_s / 3600:.1f}", ", ".join(adopted) or "-",
         ))
-    return lines + _table(["run", "strategy", "phases", "steps", "total", "training", "features", "k-means",
-                           "labels"], rows)
+    lines += _table(["run", "strategy", "phases", "steps", "CPU min", "training CPU", "targets CPU", "wall min",
+                     "GPU min", "audio h", "phases shared with another run"], rows)
+    return lines + health_section(runs)
+
+
+def health_section(runs: Sequence[PretrainRun]) -> list[str]:
+    """Layer health of each phase's final model: collapsing or dead layers are called out."""
+    rows, warnings = [], []
+    for run in runs:
+        for phase in run.phases:
+            health = phase.health
+            if not health:
+                continue
+            gains = " ".join(f"{layer['ln_gain']:.2f}" for layer in health["layers"])
+            updates = " ".join(f"{layer['update']:.3f}" for layer in health["layers"])
+            rows.append((run.name, phase.index, gains, updates))
+            warnings += [f"- **{run.name} phase {phase.index}**: {w}" for w in health.get("warnings", [])]
+    if not rows:
+        return []
+    lines = ["### Layer health", "",
+             "Per transformer layer (1 first) of each phase's final model: mean LayerNorm gain (initialised at "
+             f"1.0; below {MIN_LN_GAIN} the layer is collapsing) and how much the layer changes its input "
+             f"(relative norm of its update; below {MIN_UPDATE} it is dead).", ""]
+    lines += _table(["run", "phase", "LayerNorm gain per layer", "update per layer"], rows)
+    if warnings:
+        lines += ["**Warnings**:", ""] + warnings + [""]
+    else:
+        lines += ["No layer of any phase is collapsing or dead.", ""]
+    return lines
 
 
 def targets_section(runs: Sequence[PretrainRun]) -> list[str]:
@@ -141,44 +193,85 @@ def targets_section(runs: Sequence[PretrainRun]) -> list[str]:
     for run in runs:
         for phase in run.phases:
             for set_name, q in sorted(phase.quality.items()):
+                corrected = q.get("pnmi_corrected")
                 rows.append((run.name, phase.index, f"{phase.start_step}-{phase.end_step}", phase.init,
-                             phase.source, phase.k, set_name, f"{q['pnmi']:.3f}", f"{q['phone_purity']:.3f}",
+                             phase.source, phase.k, set_name, q.get("frames", "-"),
+                             {True: "yes", False: "no"}.get(q.get("held_out"), "-"), f"{q['pnmi']:.3f}",
+                             "-" if corrected is None else f"{corrected:.3f}", f"{q['phone_purity']:.3f}",
                              f"{q['cluster_purity']:.3f}"))
     if not rows:
         return lines + _not_run("target quality", "run stage 5")
-    lines += ["Labels of each phase against the phone alignments (definitions in the README).", ""]
-    return lines + _table(["run", "phase", "steps", "init", "targets from", "K", "set", "PNMI", "phone purity",
-                           "cluster purity"], rows)
+    lines += ["Labels of each phase against the phone alignments (definitions in the README). Held out: the "
+              "set's frames were not among those k-means was fitted on. PNMI plug-in and bias-corrected; compare "
+              "values only at equal K and frame count.", ""]
+    return lines + _table(["run", "phase", "steps", "init", "targets from", "K", "set", "frames", "held out",
+                           "PNMI", "PNMI corrected", "phone purity", "cluster purity"], rows)
 
 
-def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
+def _mean_std(value: float | dict | None, std: float | None = None, digits: int = 3) -> str:
+    """``mean ± std``; ``value`` may be a number or a ``{mean, std}`` record."""
+    if isinstance(value, dict):
+        value, std = value.get("mean"), value.get("std")
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
+
+
+def probe_section(results: Results, analysis, reference_strategy: str) -> list[str]:
+    """The learning: the probe per layer of every run's final checkpoint, against the floors."""
+    summary = results_json(results, reference_strategy, analysis.set_name)
+    controls = summary["controls"]
+    finals = {name: run for name, run in summary["runs"].items() if "probe" in run}
+    if not finals:
+        return []
+    seeds = next(iter(finals.values()))["probe"].get("seeds") or [None]
+    lines = [f"### The learning: phone probe on {analysis.set_name}", "",
+             f"Frame phone accuracy of a linear probe trained on some speakers of {analysis.set_name} and tested "
+             f"on the others (mean ± standard deviation over {len(seeds)} speaker split(s), seeds "
+             f"{', '.join(str(s) for s in seeds)}), per hidden state of each run's final checkpoint (0 = input "
+             "of the first transformer layer). Floors on the same frames and splits: the majority class, the "
+             "untrained model (step 0) and single input frames (80-d log-mel, 39-d MFCC).", ""]
+    rows = [("majority class", _mean_std(controls.get("majority")), "", ""),
+            ("untrained model (best layer)", _mean_std(controls.get("random_init_best")), "", ""),
+            ("log-mel frame", _mean_std(controls.get("logmel")), "", ""),
+            ("MFCC frame", _mean_std(controls.get("mfcc")), "", "")]
+    for name, run in finals.items():
+        probe = run["probe"]
+        stds = probe.get("per_layer_std") or [None] * len(probe["per_layer"])
+        per_layer = " / ".join(_mean_std(v, s) for v, s in zip(probe["per_layer"], stds))
+        rows.append((f"**{name}**", _mean_std(probe["best"], probe.get("best_std")), probe["best_layer"], per_layer))
+    return lines + _table(["model or control", "best (layers >= 1)", "best layer", "per layer 0 / 1 / ..."], rows)
+
+
+def analysis_section(results: Results, recipe_dir: Path, reference_strategy: str) -> list[str]:
     lines = ["## Layerwise analysis", ""]
     if not results.analyses:
         return lines + _not_run("analysis", "run stages 6-7")
-    lines += ["Last checkpoint of each run. Top-layer drop = best layer's value minus the last layer's "
-              "(how much the top gave back); input rebound = last layer's mel CCA minus its minimum over "
-              "layers (how input-like the top became again).", ""]
     finals = {run: ref.name for run, ref in results.registry.last_per_run().items()}
     for analysis in results.analyses:
-        summary = analysis.summary.get("checkpoints", {})
+        lines += probe_section(results, analysis, reference_strategy)
         rows = []
         for run, checkpoint in sorted(finals.items()):
-            if checkpoint not in analysis.curves:
+            result = analysis.results.get(checkpoint)
+            if result is None:
                 continue
-            stats = summary.get(checkpoint, {})
-            curves = analysis.curves[checkpoint]
-            row = [run, checkpoint, f"{stats.get('mel_cca', {}).get('input_rebound', float('nan')):.3f}"]
+            stats = result.get("summary", {})
+            row = [run, checkpoint, _mean_std(stats.get("mel_cca", {}).get("input_rebound"))]
             for measure in SUMMARY_MEASURES:
-                if measure in curves:
-                    row.append(f"{checkpoint_score(curves[measure]):.3f} @L{stats.get(measure, {}).get('best_layer', '?')}"
-                               f" / {stats.get(measure, {}).get('top_layer_drop', float('nan')):.3f}")
+                if measure in stats:
+                    s = stats[measure]
+                    row.append(f"{s['best']:.3f} @L{s['best_layer']} / {s['top_layer_drop']:.3f}")
                 else:
                     row.append("-")
             rows.append(row)
-        lines += [f"### {analysis.set_name}", ""]
+        lines += [f"### Summary on {analysis.set_name}", ""]
         if not rows:
             lines += _not_run(f"analysed final checkpoint on {analysis.set_name}", "run stage 7 after stage 6")
             continue
+        lines += ["Last checkpoint of each run. Top-layer drop = best layer's value minus the last layer's "
+                  "(how much the top gave back); input rebound = last layer's mel CCA minus its minimum over "
+                  "layers (how input-like the top became again). PNMI is held-out and bias-corrected "
+                  "(pnmi_corrected) beside the plug-in value (pnmi), at the K and frames the analysis states.", ""]
         header = ["run", "checkpoint", "input rebound"] + [f"{m}: best @layer / top drop" for m in SUMMARY_MEASURES]
         lines += _table(header, rows)
         lines += [f"Per-layer values of every checkpoint: `{_rel(analysis.directory / 'table.tsv', recipe_dir)}`.", ""]
@@ -209,31 +302,37 @@ def asr_section(results: Results, kind: str) -> list[str]:
     return lines + _table(header + eval_sets, rows)
 
 
-def time_to_target_section(targets: Sequence[TimeToTarget], reference_strategy: str) -> list[str]:
+def time_to_target_section(results: Results, reference_strategy: str) -> list[str]:
     lines = [f"## Time to target (against {reference_strategy})", ""]
-    if not targets:
-        return lines + _not_run(f"complete '{reference_strategy}' run with analysed or evaluated checkpoints",
+    found = [probe_time_to_target(results, a, reference_strategy) for a in results.analyses]
+    found = [f for f in found if f is not None]
+    if not found:
+        return lines + _not_run(f"complete '{reference_strategy}' run with an analysed final checkpoint",
                                 f"run it too, e.g. ./run.sh --strategy \"{reference_strategy} progressive\"")
-    lines += ["The fraction of the reference run's pretraining cost (wall time; steps in brackets) at which "
-              "each run first reaches the reference's final score; `not reached` when none of its "
-              "checkpoints does.", ""]
-    for found in targets:
-        sense = "higher is better" if found.higher_is_better else "lower is better"
-        lines += [f"**{found.metric}**: target {found.target:.3f} ({found.reference_run}'s final, {sense})", ""]
+    lines += ["The share of the reference run's pretraining cost (CPU seconds of the whole process tree, "
+              "targets included) at which each run first comes within the tolerance of the reference's final "
+              "score (probe: best transformer layer, mean over seeds); between two analysed checkpoints the "
+              "crossing is interpolated. Tolerance = twice the standard error over seeds of the reference's "
+              "final score. Wall minutes beside.", ""]
+    for tt in found:
+        lines += [f"**{tt.measure} on {tt.where}**: target {tt.target:.3f} ± {tt.tolerance:.3f} "
+                  f"({tt.reference_run}'s final)", ""]
         rows = []
-        for run, reached in found.reached.items():
+        for run, reached in tt.reached.items():
             if reached is None:
-                rows.append((run, "not reached", "-", "-"))
+                rows.append((run, "not reached", "-", "-", "-"))
             else:
-                rows.append((run, reached.step, _minutes(reached.seconds),
-                             f"{reached.cost_fraction:.2f} ({reached.step_fraction:.2f})"))
-        lines += _table(["run", "first step at target", "minutes spent", "fraction of reference cost"], rows)
+                rows.append((run, f"{reached.step:.0f}", _minutes(reached.cpu_s), _minutes(reached.wall_s),
+                             f"{reached.cost_ratio:.2f}"))
+        lines += _table(["run", "global step at target", "CPU minutes", "wall minutes", "share of the reference's CPU"],
+                        rows)
     return lines
 
 
-def plot_probing_cost(results: Results, measure: str, path: Path) -> Path | None:
-    """Best-layer probing score against pretraining wall time, one line per run."""
-    progress = probing_progress(results, measure)
+def plot_probing_cost(results: Results, path: Path) -> Path | None:
+    """Best transformer layer's probe accuracy against pretraining CPU time, one line per run."""
+    progress = {a.set_name: probe_progress(results, a) for a in results.analyses}
+    progress = {name: runs for name, runs in progress.items() if runs}
     if not progress:
         return None
     import matplotlib
@@ -248,11 +347,13 @@ def plot_probing_cost(results: Results, measure: str, path: Path) -> Path | None
             run = results.runs.get(run_name)
             if run is None:
                 continue
-            points = sorted(points)
-            ax.plot([run.cost_at(s) / 60 for s, _ in points], [v for _, v in points], marker="o", ms=3,
-                    label=run_name)
-        ax.set_xlabel("pretraining wall time (minutes)")
-        ax.set_ylabel(f"{measure} (best layer)")
+            points = sorted(points, key=lambda p: p[0])
+            x = [run.cost(step).cpu_s / 60 for step, _ in points]
+            y = [score.mean for _, score in points]
+            err = [2 * score.stderr if score.n > 1 else 0.0 for _, score in points]
+            ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=run_name)
+        ax.set_xlabel("pretraining cost (CPU minutes)")
+        ax.set_ylabel("phone probe accuracy (best layer >= 1)")
         ax.set_title(set_name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -281,17 +382,17 @@ def plots_section(results: Results, extra: Sequence[Path], recipe_dir: Path) -> 
     return lines + [""]
 
 
-def render(results: Results, repo: Path, reference_strategy: str = "baseline",
-           probe_measure: str = "phone_probe_acc", report_dir: Path | None = None) -> str:
+def render(results: Results, repo: Path, reference_strategy: str = "baseline", report_dir: Path | None = None) -> str:
     recipe_dir = results.recipe_dir
     runs = list(results.runs.values())
     extra = []
     if report_dir is not None:
-        plot = plot_probing_cost(results, probe_measure, report_dir / f"{probe_measure}_vs_cost.png")
+        plot = plot_probing_cost(results, report_dir / "phone_probe_vs_cpu.png")
         extra = [plot] if plot else []
     lines = [
         "# RESULTS", "",
-        "Generated by stage 10 of `run.sh` from the files the other stages wrote; rerun it to refresh.",
+        "Generated by stage 10 of `run.sh` from the files the other stages wrote; rerun it to refresh. "
+        "The same numbers for programs: `exp/report/results.json`.",
         "Pretraining runs are named `<strategy>_<model>[_<steps>]`; checkpoints `<run>/p<phase>/step<N>`.", "",
     ]
     lines += environment_section(repo)
@@ -299,10 +400,9 @@ def render(results: Results, repo: Path, reference_strategy: str = "baseline",
     lines += data_section(results)
     lines += pretraining_section(runs)
     lines += targets_section(runs)
-    lines += analysis_section(results, recipe_dir)
+    lines += analysis_section(results, recipe_dir, reference_strategy)
     lines += asr_section(results, "superb")
     lines += asr_section(results, "finetune")
-    lines += time_to_target_section(all_time_to_target(results, reference_strategy, probe_measure),
-                                    reference_strategy)
+    lines += time_to_target_section(results, reference_strategy)
     lines += plots_section(results, extra, recipe_dir)
     return "\n".join(lines).rstrip() + "\n"

@@ -135,6 +135,14 @@ def test_snapshots_count_and_phase_end_always_kept():
     assert plans[1].snapshot_steps == (110, 120, 150)  # global steps
 
 
+def test_snapshot_every_gives_every_strategy_the_same_resolution():
+    plans = parse_schedule(two_phases(snapshots=[10, 20]), source="s").plan(4, snapshot_every=40)
+    assert plans[0].snapshot_steps == (0, 40, 80, 100)  # the schedule's own snapshots are replaced
+    assert plans[1].snapshot_steps == (120, 150)  # global multiples of 40 inside the phase, and its end
+    with pytest.raises(ScheduleError, match="snapshot_every"):
+        parse_schedule(two_phases(), source="s").plan(4, snapshot_every=0)
+
+
 def test_lr_continues_across_a_warm_start_and_restarts_from_scratch():
     raw = two_phases()
     raw["lr"] = {"warmup": 10}

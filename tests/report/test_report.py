@@ -1,4 +1,5 @@
-"""Stage 10: cost accounting, time-to-target and RESULTS.md on a hand-made experiment tree."""
+"""Stage 10: cost accounting, the significance rule, time-to-target, results.json and RESULTS.md
+on a hand-made experiment tree."""
 
 from __future__ import annotations
 
@@ -9,27 +10,41 @@ from pathlib import Path
 import pytest
 
 from espnet_hubert_ae.report.collect import Phase, PretrainRun, collect
-from espnet_hubert_ae.report.compare import all_time_to_target
+from espnet_hubert_ae.report.compare import Score, significant
 from espnet_hubert_ae.report.render import render
+from espnet_hubert_ae.report.summary import probe_time_to_target, results_json
+from espnet_hubert_ae.utils.cost import Cost
 
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
             "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target", "Plots")
+STEPS = (0, 10, 20, 30, 40)
+# Best transformer layer's probe per checkpoint (2 seeds, std 0.01 each): progressive gets to
+# the baseline's final score half-way; both start at the untrained model's 0.25.
+PROBE = {"baseline": (0.25, 0.3, 0.4, 0.5, 0.6), "progressive": (0.25, 0.4, 0.6, 0.62, 0.65)}
+TRAINING_CPU = {"baseline": 600.0, "progressive": 300.0}  # per phase of 20 steps
 
 
-def _phase(index, start, end, training, features=0.0, kmeans=0.0):
-    return Phase(index, start, end, "mfcc", 100, "scratch",
-                 {"training": training, "features": features, "kmeans": kmeans, "labels": 0.0}, {})
+def _phase(index, start, end, training, targets=0.0):
+    return Phase(index, start, end, "mfcc", 100, "scratch", Cost(cpu_s=targets, wall_s=2 * targets),
+                 Cost(cpu_s=training, wall_s=2 * training), {})
 
 
-def test_cost_at_counts_earlier_phases_whole_and_the_current_one_pro_rata():
-    run = PretrainRun("r", "baseline", "tiny", Path("."), [_phase(1, 0, 10, 100.0, kmeans=10.0),
-                                                           _phase(2, 10, 30, 200.0, features=20.0)], True)
-    assert run.seconds() == pytest.approx(330.0)
-    assert run.cost_at(0) == 0.0
-    assert run.cost_at(5) == pytest.approx(10.0 + 50.0)
-    assert run.cost_at(10) == pytest.approx(110.0)
-    assert run.cost_at(20) == pytest.approx(110.0 + 20.0 + 100.0)
-    assert run.cost_at(30) == run.cost_at(99) == pytest.approx(330.0)
+def test_cost_counts_earlier_phases_whole_and_the_current_ones_training_pro_rata():
+    run = PretrainRun("r", "baseline", "tiny", Path("."), [_phase(1, 0, 10, 100.0, targets=10.0),
+                                                           _phase(2, 10, 30, 200.0, targets=20.0)], True)
+    assert run.cost().cpu_s == pytest.approx(330.0)
+    assert run.cost(0).cpu_s == 0.0
+    assert run.cost(5).cpu_s == pytest.approx(10.0 + 50.0)  # targets are paid before the first step
+    assert run.cost(10).cpu_s == pytest.approx(110.0)
+    assert run.cost(20).cpu_s == pytest.approx(110.0 + 20.0 + 100.0)
+    assert run.cost(30).cpu_s == run.cost(99).cpu_s == pytest.approx(330.0)
+    assert run.cost(20).wall_s == pytest.approx(2 * 230.0)
+
+
+def test_a_difference_counts_only_beyond_twice_its_standard_error():
+    assert significant(Score(0.50, 0.01, 3), Score(0.47, 0.01, 3))  # 0.03 > 2 * 0.0082
+    assert not significant(Score(0.50, 0.01, 3), Score(0.49, 0.01, 3))
+    assert not significant(Score(0.60, 0.0, 1), Score(0.40, 0.0, 1))  # one seed: the spread is unknown
 
 
 # --- a hand-made recipe directory ------------------------------------------------------------
@@ -41,81 +56,105 @@ def _write(path: Path, data) -> Path:
     return path
 
 
-def _make_run(recipe: Path, strategy: str, phases: list[tuple[int, int, float]], quality: float) -> list[dict]:
-    """A pretraining run: schedule, phase summaries with label quality, checkpoint records."""
+def _checkpoint_result(entry: dict, best: float) -> dict:
+    """A per-checkpoint results.json of the layerwise analysis (its keys as stage 7 writes them)."""
+    curve = [0.44, best, best - 0.05]
+    return {
+        "checkpoint": {"name": entry["name"], "run": entry["run"], "step": entry["step"]},
+        "measures": {"phone_probe_acc": curve, "mel_cca": [0.9, 0.8, 0.7]},
+        "std": {"phone_probe_acc": [0.01, 0.01, 0.01]},
+        "summary": {"phone_probe_acc": {"best_layer": 1, "best": best, "top_layer_drop": 0.05,
+                                        "best_layer_from_1": 1, "best_from_1": best, "best_from_1_std": 0.01},
+                    "mel_cca": {"best_layer": 0, "best": 0.9, "top_layer_drop": 0.2, "input_rebound": 0.0}},
+        "probe": {"seeds": [1, 2], "majority": {"1": 0.1, "2": 0.12},
+                  "controls": {"logmel": {"mean": 0.44, "std": 0.005}, "mfcc": {"mean": 0.48, "std": 0.004}}},
+    }
+
+
+def _make_run(recipe: Path, strategy: str) -> list[dict]:
+    """A pretraining run of two 20-step phases: schedule, phase summaries, checkpoints, analysis."""
     name = f"{strategy}_tiny_40"
     run_dir = recipe / "exp" / "pretrain" / name
-    _write(run_dir / "schedule.json", {"strategy": strategy, "model": "tiny", "phases": [{}] * len(phases)})
-    records = []
-    for index, (start, end, seconds) in enumerate(phases, 1):
+    _write(run_dir / "schedule.json", {"strategy": strategy, "model": "tiny", "phases": [{}, {}]})
+    for index, (start, end) in enumerate(((0, 20), (20, 40)), 1):
         labels = recipe / "dump" / "targets" / f"{strategy}_p{index}" / "dev_clean"
-        _write(labels / "quality.json", {"k": 100, "pnmi": quality, "phone_purity": 0.5, "cluster_purity": 0.25})
-        plan = {"index": index, "start_step": start, "end_step": end, "layer": None if index == 1 else 2, "k": 100,
-                "init": "scratch"}
+        _write(labels / "quality.json", {"k": 100, "frames": 5000, "held_out": True, "pnmi": 0.4,
+                                         "pnmi_corrected": 0.35, "phone_purity": 0.5, "cluster_purity": 0.25})
+        cost = {"targets": {"cpu_s": 0.0}, "training": {"cpu_s": TRAINING_CPU[strategy], "wall_s": 60.0}}
         _write(run_dir / f"phase{index}" / "summary.json", {
-            "plan": plan, "seconds": {"training": seconds, "features": 0.0, "kmeans": 0.0, "labels": 0.0},
-            "labels": {"texts": {"dev_clean": str(labels / "text")}},
+            "plan": {"index": index, "start_step": start, "end_step": end, "layer": None if index == 1 else 2,
+                     "k": 100, "init": "scratch"},
+            "cost": cost, "labels": {"texts": {"dev_clean": str(labels / "text")}},
         })
-        for step in (start + (end - start) // 2, end):
-            checkpoint = _write(run_dir / f"phase{index}" / f"step{step}.pth", "")
-            records.append({"name": f"{name}/p{index}/step{step}", "checkpoint": str(checkpoint),
-                            "config": str(checkpoint), "run": name, "strategy": strategy, "phase": index,
-                            "step": step, "phase_end": step == end})
-    return records
+    entries = []
+    for step, best in zip(STEPS, PROBE[strategy]):
+        index = 1 if step <= 20 else 2
+        checkpoint = _write(run_dir / f"phase{index}" / f"step{step}.pth", "")
+        entry = {"name": f"{name}/p{index}/step{step}", "checkpoint": str(checkpoint), "config": str(checkpoint),
+                 "run": name, "strategy": strategy, "phase": index, "step": step, "phase_end": step in (20, 40)}
+        entries.append(entry)
+        _write(recipe / "exp" / "analysis" / "dev_clean" / name / f"step{step}" / "results.json",
+               _checkpoint_result(entry, best))
+    return entries
 
 
 @pytest.fixture
 def recipe(tmp_path):
     recipe = tmp_path / "recipe"
-    entries = _make_run(recipe, "baseline", [(0, 20, 600.0), (20, 40, 600.0)], 0.4)
-    entries += _make_run(recipe, "progressive", [(0, 20, 300.0), (20, 40, 300.0)], 0.45)
+    entries = _make_run(recipe, "baseline") + _make_run(recipe, "progressive")
     _write(recipe / "exp" / "upstreams.json", {"version": 2, "upstreams": entries})
-    # The probe: baseline ends at 0.6; progressive gets there at step 20 (one of its phases).
-    probe = {"baseline": [0.3, 0.4, 0.5, 0.6], "progressive": [0.4, 0.6, 0.62, 0.65]}
     rows = ["checkpoint\tstrategy\tphase\tstep\tmeasure\tlayer\tvalue"]
     for entry in entries:
-        score = probe[entry["strategy"]][[10, 20, 30, 40].index(entry["step"])]
-        for layer, value in enumerate([score - 0.1, score, score - 0.05]):
+        best = PROBE[entry["strategy"]][STEPS.index(entry["step"])]
+        for layer, value in enumerate([0.44, best, best - 0.05]):
             rows.append(f"{entry['name']}\t{entry['strategy']}\t{entry['phase']}\t{entry['step']}\tphone_probe_acc"
                         f"\t{layer}\t{value}")
-            rows.append(f"{entry['name']}\t{entry['strategy']}\t{entry['phase']}\t{entry['step']}\tmel_cca"
-                        f"\t{layer}\t{0.9 - 0.1 * layer}")
     _write(recipe / "exp" / "analysis" / "dev_clean" / "table.tsv", "\n".join(rows) + "\n")
-    summary = {"checkpoints": {e["name"]: {"mel_cca": {"input_rebound": 0.0},
-                                           "phone_probe_acc": {"best_layer": 1, "top_layer_drop": 0.05}}
-                               for e in entries}}
-    _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", summary)
+    _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", {"checkpoints": {}})
     for strategy, wer in (("baseline", 40.0), ("progressive", 35.5)):
         exp = recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_tiny_40_p2_step40"
         _write(exp / "experiment.json", {"kind": "superb", "upstream": f"{strategy}_tiny_40/p2/step40",
                                          "train_set": "dump/raw/train_pretrain"})
         _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer, "cer": 20.0, "num_utts": 10}]})
-        for reset in (0, 2):
-            tag = f"{strategy}_tiny_40_p2_step40"
-            exp = recipe / "exp" / "finetune" / "finetune_tiny" / tag / f"train_10min_reset{reset}"
-            _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}_tiny_40/p2/step40",
-                                             "train_set": "dump/raw/train_10min", "reset_top_layers": reset})
-            _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 10 + reset, "cer": 30.0}]})
+        exp = recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_tiny_40_p2_step40" / "train_10min_reset2"
+        _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}_tiny_40/p2/step40",
+                                         "train_set": "dump/raw/train_10min", "reset_top_layers": 2})
+        _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 12, "cer": 30.0}]})
     _write(recipe / "dump" / "raw" / "dev_clean" / "utt2num_samples", "u1 16000\nu2 32000\n")
     _write(recipe / "exp" / "stage_times.tsv", "5\t2026-01-01 00:00:00\t1200\t./run.sh --strategy baseline\n")
     return recipe
 
 
-def test_time_to_target_against_the_baseline(recipe):
+def test_time_to_target_in_cpu_seconds_within_the_reference_spread(recipe):
     results = collect(recipe)
-    found = {t.metric: t for t in all_time_to_target(results, "baseline")}
-    probe = found["phone_probe_acc (dev_clean)"]
-    assert probe.target == pytest.approx(0.6)
-    assert probe.reached["baseline_tiny_40"].step == 40
-    assert probe.reached["baseline_tiny_40"].cost_fraction == pytest.approx(1.0)
-    reached = probe.reached["progressive_tiny_40"]
-    assert reached.step == 20 and reached.step_fraction == pytest.approx(0.5)
-    assert reached.cost_fraction == pytest.approx(300.0 / 1200.0)
+    found = probe_time_to_target(results, results.analyses[0], "baseline")
+    # Target: the baseline's final 0.6, tolerance 2 x 0.01 / sqrt(2).
+    assert found.target == pytest.approx(0.6) and found.tolerance == pytest.approx(0.02 / 2**0.5)
+    threshold = 0.6 - found.tolerance
+    # Progressive crosses between steps 10 (0.4) and 20 (0.6), inside its first phase (300 CPU s / 20 steps).
+    step = 10 + 10 * (threshold - 0.4) / 0.2
+    reached = found.reached["progressive_tiny_40"]
+    assert reached.step == pytest.approx(step)
+    assert reached.cpu_s == pytest.approx(300.0 * step / 20)
+    assert reached.cost_ratio == pytest.approx(300.0 * step / 20 / 1200.0)
+    assert found.reached["baseline_tiny_40"].step == pytest.approx(30 + 10 * (threshold - 0.5) / 0.1)
 
-    wer = found["SUPERB WER (dev_clean)"]
-    assert not wer.higher_is_better and wer.target == pytest.approx(40.0)
-    assert wer.reached["progressive_tiny_40"].cost_fraction == pytest.approx(600.0 / 1200.0)
-    assert "fine-tuning train_10min WER (dev_clean)" in found
+
+def test_results_json_has_runs_controls_and_time_to_target(recipe):
+    summary = results_json(collect(recipe), "baseline")
+    run = summary["runs"]["progressive_tiny_40"]
+    assert run["final_checkpoint"] == "progressive_tiny_40/p2/step40"
+    assert run["cost"]["cpu_s"] == pytest.approx(600.0)
+    assert run["probe"]["best"] == pytest.approx(0.65) and run["probe"]["best_std"] == pytest.approx(0.01)
+    assert run["probe"]["best_layer"] == 1 and run["probe"]["seeds"] == [1, 2]
+    controls = summary["controls"]
+    assert controls["majority"] == pytest.approx(0.11)
+    assert controls["random_init_best"] == pytest.approx(0.25)
+    assert controls["logmel"] == {"mean": 0.44, "std": 0.005} and controls["mfcc"]["mean"] == 0.48
+    assert set(summary["time_to_target"]) == {"progressive_tiny_40"}
+    assert 0.2 < summary["time_to_target"]["progressive_tiny_40"]["cost_ratio"] < 0.25
+    assert summary["pnmi"]["progressive_p1"] == {"set": "dev_clean", "k": 100, "frames": 5000, "plugin": 0.4,
+                                                  "corrected": 0.35, "held_out": True}
 
 
 def test_results_md_has_every_section_with_numbers(recipe, repo_root):
@@ -126,10 +165,12 @@ def test_results_md_has_every_section_with_numbers(recipe, repo_root):
         assert "_No " not in body.group(1), f"section {section} is empty"
         if section != "Plots":
             assert re.search(r"\d", body.group(1)), f"section {section} has no numbers"
-    assert "| progressive_tiny_40 | 20 | 5.0 | 0.25 (0.50) |" in text  # the probe's time-to-target row
-    assert "| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | train_10min | 2 | 52.0 |" in text
-    assert (recipe / "exp" / "report" / "phone_probe_acc_vs_cost.png").stat().st_size > 0
-    assert "![phone_probe_acc_vs_cost](exp/report/phone_probe_acc_vs_cost.png)" in text
+    assert "| log-mel frame | 0.440 ± 0.005 |" in text  # the floors beside the runs
+    assert "| untrained model (best layer) | 0.250 |" in text
+    assert "| **progressive_tiny_40** | 0.650 ± 0.010 | 1 |" in text
+    assert re.search(r"\| progressive_tiny_40 \| 19 \| 4\.8 \| [\d.]+ \| 0\.24 \|", text)  # time-to-target row
+    assert (recipe / "exp" / "report" / "phone_probe_vs_cpu.png").stat().st_size > 0
+    assert "![phone_probe_vs_cpu](exp/report/phone_probe_vs_cpu.png)" in text
 
 
 def test_sections_of_stages_not_run_say_how_to_run_them(tmp_path, repo_root):

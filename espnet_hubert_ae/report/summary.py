@@ -1,0 +1,153 @@
+"""``exp/report/results.json``: the numbers of RESULTS.md for programs, one schema for every recipe.
+
+    {"runs": {"<run>": {"strategy", "steps", "final_checkpoint", "budget",
+                        "cost": {"wall_s", "cpu_s", "gpu_s", "audio_s"},
+                        "probe": {"set", "per_layer", "per_layer_std", "seeds", "best_layer", "best",
+                                  "best_std"},
+                        "health": {"min_ln_gain", "dead_layers", "collapsing_layers"}}},
+     "controls": {"set", "majority", "random_init_best", "logmel": {"mean", "std"}, "mfcc": {"mean", "std"}},
+     "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
+                                  "target", "step", "cpu_s", "wall_s"}},
+     "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}}}
+
+The probe's best layer is chosen among the transformer layers (1 and above): layer 0 is the
+input of the first transformer layer, so a best layer 0 means the transformer added nothing. A
+measure that was not run is absent, never made up; a ``time_to_target`` entry whose run never
+reached the target has ``cost_ratio`` null.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Sequence
+
+from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
+from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
+
+PROBE = "phone_probe_acc"
+CONTROL_NAMES = {"logmel": "logmel", "mfcc": "mfcc"}  # results.json name -> the analysis' control name
+
+
+def probe_score(result: dict) -> Score | None:
+    """The probe of one analysed checkpoint: its best transformer layer's mean, std and seeds."""
+    stats = (result.get("summary") or {}).get(PROBE)
+    if not stats or "best_from_1" not in stats:
+        return None
+    seeds = (result.get("probe") or {}).get("seeds") or [None]
+    return Score(stats["best_from_1"], stats.get("best_from_1_std", 0.0), len(seeds))
+
+
+def probe_progress(results: Results, analysis: Analysis) -> dict[str, list[tuple[int, Score]]]:
+    """Run -> (global step, probe score) of every analysed checkpoint of the run."""
+    progress: dict[str, list[tuple[int, Score]]] = {}
+    for name, result in analysis.results.items():
+        ref = results.registry.get(name)
+        score = probe_score(result)
+        if ref is None or ref.run is None or ref.step is None or score is None:
+            continue
+        progress.setdefault(ref.run, []).append((ref.step, score))
+    return progress
+
+
+def probe_time_to_target(results: Results, analysis: Analysis, reference_strategy: str) -> TimeToTarget | None:
+    reference = reference_run(results, reference_strategy)
+    if reference is None:
+        return None
+    return time_to_target(results, reference, PROBE, analysis.set_name, probe_progress(results, analysis))
+
+
+def _run_record(results: Results, run: PretrainRun, analysis: Analysis | None) -> dict:
+    cost = run.cost()
+    record = {
+        "strategy": run.strategy,
+        "steps": run.steps,
+        "complete": run.complete,
+        "budget": run.budget,
+        "cost": {"wall_s": round(cost.wall_s, 1), "cpu_s": round(cost.cpu_s, 1), "gpu_s": round(cost.gpu_s, 1),
+                 "audio_s": round(cost.audio_s, 1)},
+    }
+    final = results.registry.last_per_run().get(run.name)
+    if final is not None:
+        record["final_checkpoint"] = final.name
+        result = analysis.results.get(final.name) if analysis else None
+        if result and PROBE in result.get("measures", {}):
+            stats = result["summary"][PROBE]
+            record["probe"] = {
+                "set": analysis.set_name,
+                "per_layer": result["measures"][PROBE],
+                "per_layer_std": (result.get("std") or {}).get(PROBE),
+                "seeds": (result.get("probe") or {}).get("seeds"),
+                "best_layer": stats.get("best_layer_from_1"),
+                "best": stats.get("best_from_1"),
+                "best_std": stats.get("best_from_1_std"),
+            }
+    if run.phases and run.phases[-1].health:
+        health = run.phases[-1].health
+        record["health"] = {"min_ln_gain": health["min_ln_gain"], "dead_layers": health["dead_layers"],
+                            "collapsing_layers": health["collapsing_layers"]}
+    return record
+
+
+def _controls(results: Results, analysis: Analysis | None) -> dict:
+    if analysis is None:
+        return {}
+    out: dict = {"set": analysis.set_name}
+    finals = [r for r in analysis.results.values() if (r.get("probe") or {}).get("majority")]
+    if finals:
+        majority = next(iter(finals))["probe"]["majority"]
+        out["majority"] = statistics.mean(majority.values()) if isinstance(majority, dict) else majority
+        controls = next(iter(finals))["probe"].get("controls") or {}
+        for key, name in CONTROL_NAMES.items():
+            if name in controls:  # {mean, std, per_seed} over the same splits as the checkpoints
+                out[key] = {"mean": controls[name]["mean"], "std": controls[name]["std"]}
+    untrained = [probe_score(r) for name, r in analysis.results.items()
+                 if (ref := results.registry.get(name)) is not None and ref.step == 0]
+    untrained = [s for s in untrained if s is not None]
+    if untrained:
+        out["random_init_best"] = max(s.mean for s in untrained)
+    return out
+
+
+def _time_to_target(found: TimeToTarget | None) -> dict:
+    if found is None:
+        return {}
+    out = {}
+    for run, reached in found.reached.items():
+        if run == found.reference_run:
+            continue
+        out[run] = {"reference": found.reference_run, "measure": found.measure, "set": found.where,
+                    "target": round(found.target, 4), "tolerance": round(found.tolerance, 4),
+                    "cost_ratio": None if reached is None else round(reached.cost_ratio, 4),
+                    "step": None if reached is None else round(reached.step, 1),
+                    "cpu_s": None if reached is None else round(reached.cpu_s, 1),
+                    "wall_s": None if reached is None else round(reached.wall_s, 1)}
+    return out
+
+
+def _pnmi(runs: Sequence[PretrainRun], analysis_set: str) -> dict:
+    """The first-phase targets' quality on the analysed set, per label set (plug-in and corrected)."""
+    out = {}
+    for run in runs:
+        for phase in run.phases:
+            quality = phase.quality.get(analysis_set)
+            if not quality or "pnmi" not in quality:
+                continue
+            out[phase.target_set or f"{run.name}_p{phase.index}"] = {
+                "set": analysis_set, "k": quality.get("k", phase.k), "frames": quality.get("frames"),
+                "plugin": quality["pnmi"], "corrected": quality.get("pnmi_corrected"),
+                "held_out": quality.get("held_out"),
+            }
+    return out
+
+
+def results_json(results: Results, reference_strategy: str, analysis_set: str = "dev_clean") -> dict:
+    """Everything above, for the runs of ``results``; the probe measured on ``analysis_set``."""
+    analysis = next((a for a in results.analyses if a.set_name == analysis_set), None)
+    runs = list(results.runs.values())
+    return {
+        "runs": {run.name: _run_record(results, run, analysis) for run in runs},
+        "controls": _controls(results, analysis),
+        "time_to_target": _time_to_target(
+            probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
+        "pnmi": _pnmi(runs, analysis_set),
+    }
