@@ -25,7 +25,7 @@ seed=1               # random seed used by every stage
 seeds="1 2"          # seeds of the evaluations with a spread (probe speaker splits, downstream trainings): mean ± std over them
 # Data
 data=builtin         # corpus: builtin (generated with espeak-ng, no download) or librispeech
-builtin_minutes=30   # built-in corpus: minutes of audio in the pretraining set
+builtin_minutes=120  # built-in corpus: minutes of audio in the pretraining set
 pretrain_sets=train-clean-100  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
 librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretraining (small, medium or large)
 eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of dev_clean dev_other test_clean test_other the corpus has)

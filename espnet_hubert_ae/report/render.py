@@ -208,10 +208,7 @@ def targets_section(runs: Sequence[PretrainRun]) -> list[str]:
                            "PNMI", "PNMI corrected", "phone purity", "cluster purity"], rows)
 
 
-def _mean_std(value: float | dict | None, std: float | None = None, digits: int = 3) -> str:
-    """``mean ± std``; ``value`` may be a number or a ``{mean, std}`` record."""
-    if isinstance(value, dict):
-        value, std = value.get("mean"), value.get("std")
+def _mean_std(value: float | None, std: float | None = None, digits: int = 3) -> str:
     if value is None:
         return "-"
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
@@ -233,8 +230,8 @@ def probe_section(results: Results, analysis, reference_strategy: str) -> list[s
              "untrained model (step 0) and single input frames (80-d log-mel, 39-d MFCC).", ""]
     rows = [("majority class", _mean_std(controls.get("majority")), "", ""),
             ("untrained model (best layer)", _mean_std(controls.get("random_init_best")), "", ""),
-            ("log-mel frame", _mean_std(controls.get("logmel")), "", ""),
-            ("MFCC frame", _mean_std(controls.get("mfcc")), "", "")]
+            ("log-mel frame", _mean_std(controls.get("logmel"), controls.get("logmel_std")), "", ""),
+            ("MFCC frame", _mean_std(controls.get("mfcc"), controls.get("mfcc_std")), "", "")]
     for name, run in finals.items():
         probe = run["probe"]
         stds = probe.get("per_layer_std") or [None] * len(probe["per_layer"])

@@ -5,7 +5,7 @@
                         "probe": {"set", "per_layer", "per_layer_std", "seeds", "best_layer", "best",
                                   "best_std"},
                         "health": {"min_ln_gain", "dead_layers", "collapsing_layers"}}},
-     "controls": {"set", "majority", "random_init_best", "logmel": {"mean", "std"}, "mfcc": {"mean", "std"}},
+     "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "mfcc", "mfcc_std"},
      "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
                                   "target", "step", "cpu_s", "wall_s"}},
      "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}}}
@@ -98,8 +98,8 @@ def _controls(results: Results, analysis: Analysis | None) -> dict:
         out["majority"] = statistics.mean(majority.values()) if isinstance(majority, dict) else majority
         controls = next(iter(finals))["probe"].get("controls") or {}
         for key, name in CONTROL_NAMES.items():
-            if name in controls:  # {mean, std, per_seed} over the same splits as the checkpoints
-                out[key] = {"mean": controls[name]["mean"], "std": controls[name]["std"]}
+            if name in controls:  # mean and std over the same splits as the checkpoints
+                out[key], out[f"{key}_std"] = controls[name]["mean"], controls[name]["std"]
     untrained = [probe_score(r) for name, r in analysis.results.items()
                  if (ref := results.registry.get(name)) is not None and ref.step == 0]
     untrained = [s for s in untrained if s is not None]
