@@ -3,6 +3,8 @@
     python -m espnet_hubert_ae.bench phases                       # progressive, the demo's model and budget
     python -m espnet_hubert_ae.bench phases --strategy ci_progressive --model tiny --pretrain_steps 40 \\
         --builtin_minutes 2                                        # a quick look
+    python -m espnet_hubert_ae.bench phases \\
+        --run_dir egs2/librilight_ae/exp/pretrain/progressive_small_1300   # the figures of a finished run
 
 Runs one pretraining schedule end to end on a built-in corpus made for it (generated once under
 ``--workdir``, then reused): real targets (MFCC, then layers of the previous phase's model), real
@@ -12,7 +14,9 @@ shown apart), and the phase-switch overhead: everything else the phase spent -- 
 the model and data loaders, warm start, validation, checkpoints, the layer-health check -- as a
 share of the phase's time (targets included) and of its training time (targets excluded). The
 reference is the first phase: the last phase's steps/s is compared with it (a ratio near 1 means
-that switching phases does not slow training down). The last line is JSON.
+that switching phases does not slow training down). ``--run_dir`` reads the same figures from the
+phase summaries of a run already trained (by the demo, say) instead of training one. The last
+line is JSON.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain_steps", type=int, default=2600,
                    help="budget of --budget_reference (the demo's); the strategy keeps its schedule's ratio to it")
     p.add_argument("--budget_reference", default="baseline")
-    p.add_argument("--builtin_minutes", type=float, default=30.0, help="pretraining audio of the corpus made for it")
+    p.add_argument("--builtin_minutes", type=float, default=120.0, help="pretraining audio of the corpus made for it")
     p.add_argument("--workdir", type=Path, default=Path("exp/bench/phases"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--run_dir", type=Path, default=None,
+                   help="a finished pretraining run (exp/pretrain/<run>) to read instead of training one")
     return p
 
 
@@ -65,9 +71,8 @@ def phase_rows(exp_dir: Path) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging()
+def train_fresh(args: argparse.Namespace) -> tuple[list[dict], int]:
+    """Train ``args.strategy`` from scratch on a built-in corpus; its phase rows and total steps."""
     limit_threads(args.threads)
     from espnet_hubert_ae.pretrain.runner import PretrainJob, run_schedule
     from espnet_hubert_ae.pretrain.schedule import budget_steps
@@ -83,9 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         pretrain_steps=steps, seed=args.seed,
     )  # fmt: skip
     shutil.rmtree(job.targets_root, ignore_errors=True)
-    rows = phase_rows(run_schedule(job))
+    return phase_rows(run_schedule(job)), steps
 
-    print(f"{args.strategy} on {args.model}, {steps} steps, built-in corpus of {args.builtin_minutes:g} minutes")
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.run_dir is not None:
+        rows = phase_rows(args.run_dir)
+        if not rows:
+            raise SystemExit(f"{args.run_dir}: no phase*/summary.json (not a finished pretraining run)")
+        schedule = json.loads((args.run_dir / "schedule.json").read_text())
+        args.strategy, args.model = schedule.get("strategy", args.strategy), schedule.get("model", args.model)
+        steps = sum(r["steps"] for r in rows)
+        print(f"{args.strategy} on {args.model}, {steps} steps, read from {args.run_dir}")
+    else:
+        rows, steps = train_fresh(args)
+        print(f"{args.strategy} on {args.model}, {steps} steps, built-in corpus of {args.builtin_minutes:g} minutes")
     print(f"{'phase':>5} {'init':>8} {'steps':>6} {'steps/s':>8} {'loop s':>8} {'targets s':>9} "
           f"{'overhead s':>10} {'% of phase':>10} {'% of training':>13}")
     for r in rows:
