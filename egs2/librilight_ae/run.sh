@@ -39,9 +39,9 @@ kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on 
 pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
 budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
                      #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
-builtin_pretrain_steps=2600  # built-in corpus: default budget when pretrain_steps is empty
+builtin_pretrain_steps=1200  # built-in corpus: default budget when pretrain_steps is empty
 snapshot_every=      # keep a snapshot every N global steps instead of the schedules' own (empty: theirs)
-builtin_snapshot_every=400  # built-in corpus at its default budget: snapshot_every when that is empty
+builtin_snapshot_every=300  # built-in corpus at its default budget: snapshot_every when that is empty
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
 analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)

@@ -4,7 +4,7 @@
     python -m espnet_hubert_ae.bench phases --strategy ci_progressive --model tiny --pretrain_steps 40 \\
         --builtin_minutes 2                                        # a quick look
     python -m espnet_hubert_ae.bench phases \\
-        --run_dir egs2/librilight_ae/exp/pretrain/progressive_small_1300   # the figures of a finished run
+        --run_dir egs2/librilight_ae/exp/pretrain/progressive_small_600   # the figures of a finished run
 
 Runs one pretraining schedule end to end on a built-in corpus made for it (generated once under
 ``--workdir``, then reused): real targets (MFCC, then layers of the previous phase's model), real
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", default="progressive", help="strategy preset or schedule YAML")
     p.add_argument("--model", default="small", help="model preset or config YAML")
-    p.add_argument("--pretrain_steps", type=int, default=2600,
+    p.add_argument("--pretrain_steps", type=int, default=1200,
                    help="budget of --budget_reference (the demo's); the strategy keeps its schedule's ratio to it")
     p.add_argument("--budget_reference", default="baseline")
     p.add_argument("--builtin_minutes", type=float, default=120.0, help="pretraining audio of the corpus made for it")
