@@ -86,14 +86,15 @@ def probing_progress(results: Results, measure: str) -> dict[str, dict[str, list
 
 def wer_progress(results: Results, kind: str, train_set: str | None, eval_set: str,
                  reset_top_layers: int = 0) -> dict[str, list[tuple[int, float]]]:
-    """Run -> (step, WER on ``eval_set``) of the ASR results of one kind and training set."""
+    """Run -> (step, mean WER over the seeds on ``eval_set``) of the ASR results of one kind and
+    training set."""
     per_run: dict[str, list[tuple[int, float]]] = {}
     for result in results.asr:
         if (result.kind != kind or result.run is None or eval_set not in result.sets
-                or result.reset_top_layers != reset_top_layers
+                or (result.reset_top_layers or 0) != reset_top_layers
                 or (train_set is not None and result.train_set != train_set)):
             continue
-        per_run.setdefault(result.run, []).append((result.step, float(result.sets[eval_set]["wer"])))
+        per_run.setdefault(result.run, []).append((result.step, float(result.sets[eval_set]["wer"]["mean"])))
     return per_run
 
 

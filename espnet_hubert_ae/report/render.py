@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.analysis.stats import checkpoint_score
-from espnet_hubert_ae.report.collect import AsrResult, PretrainRun, Results
+from espnet_hubert_ae.asr.results import final_checkpoints
+from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import TimeToTarget, all_time_to_target, probing_progress
 
 STAGE_NAMES = {
@@ -151,15 +152,6 @@ def targets_section(runs: Sequence[PretrainRun]) -> list[str]:
                            "cluster purity"], rows)
 
 
-def _final_checkpoints(results: Results) -> dict[str, str]:
-    """Run -> its last registered checkpoint name."""
-    last: dict[str, tuple[int, str]] = {}
-    for name, entry in results.registry.items():
-        if entry.step >= last.get(entry.experiment, (-1, ""))[0]:
-            last[entry.experiment] = (entry.step, name)
-    return {run: name for run, (_, name) in last.items()}
-
-
 def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
     lines = ["## Layerwise analysis", ""]
     if not results.analyses:
@@ -167,7 +159,7 @@ def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
     lines += ["Last checkpoint of each run. Top-layer drop = best layer's value minus the last layer's "
               "(how much the top gave back); input rebound = last layer's mel CCA minus its minimum over "
               "layers (how input-like the top became again).", ""]
-    finals = _final_checkpoints(results)
+    finals = final_checkpoints(results.registry)
     for analysis in results.analyses:
         summary = analysis.summary.get("checkpoints", {})
         rows = []
@@ -194,28 +186,63 @@ def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
     return lines
 
 
-def _wer_cells(result: AsrResult, eval_sets: Sequence[str]) -> list[str]:
-    return [f"{result.sets[s]['wer']:.1f}" if s in result.sets else "-" for s in eval_sets]
+# kind -> (title, how to get it, error rates shown)
+DOWNSTREAM_SECTIONS = {
+    "superb": ("SUPERB-style ASR (frozen upstream)", "run stage 8", ("cer", "wer")),
+    "pr": ("Phoneme recognition (frozen upstream, linear CTC probe)", "run stage 8", ("per",)),
+    "finetune": ("Libri-light fine-tuning", "run stage 9", ("cer", "wer")),
+}
+CONTROLS = ("fbank", "random_init")
 
 
-def asr_section(results: Results, kind: str) -> list[str]:
-    title, how = (("SUPERB-style ASR (frozen upstream, WER %)", "run stage 8") if kind == "superb"
-                  else ("Libri-light fine-tuning (WER %)", "run stage 9"))
+def spread_verdict(row: dict, control: dict, rate: str) -> str:
+    """``better`` / ``worse`` when the mean error rates differ by more than the sum of their
+    standard deviations (two seeds or more on each side), else ``within spread``."""
+    if len(row[rate].get("per_seed", [])) < 2 or len(control[rate].get("per_seed", [])) < 2:
+        return "n/a (1 seed)"
+    difference = row[rate]["mean"] - control[rate]["mean"]
+    if abs(difference) <= row[rate]["std"] + control[rate]["std"]:
+        return "within spread"
+    return "better" if difference < 0 else "worse"
+
+
+def downstream_section(results: Results, kind: str) -> list[str]:
+    title, how, rates = DOWNSTREAM_SECTIONS[kind]
     lines = [f"## {title}", ""]
     found = [r for r in results.asr if r.kind == kind]
     if not found:
         return lines + _not_run("results", how)
-    eval_sets = sorted({s for r in found for s in r.sets})
-    lines += ["Greedy CTC decoding; WER with the number of words scored per set in "
-              "each experiment's results.md.", ""]
+    lines += ["Greedy CTC decoding. Error rates in %, mean ± standard deviation over the seeds (n - 1); "
+              "empty = share of utterances with an empty hypothesis (the worst seed). A difference between two "
+              "rows counts as significant only when their means differ by more than the sum of their standard "
+              f"deviations; the `vs` columns apply this rule to {rates[0].upper()} against each control trained "
+              "the same way." + (" The fbank row of fine-tuning is the frozen downstream of stage 8 trained "
+                                 "on the fine-tuning split (log-mel frames have no encoder to fine-tune)."
+                                 if kind == "finetune" else ""), ""]
+    controls = {(r.control, r.train_set): r for r in found if r.control}
     rows = []
-    for r in sorted(found, key=lambda r: (r.run or "", r.step or 0, r.train_set, r.reset_top_layers)):
-        lead = [r.run or "-", r.upstream, r.step if r.step is not None else "-"]
+
+    def order(r):
+        return (r.control is None, CONTROLS.index(r.control) if r.control in CONTROLS else 0, r.run or "",
+                r.step or 0, r.train_set, r.reset_top_layers or 0)
+
+    for r in sorted(found, key=order):
+        lead = [r.name, r.upstream, r.step if r.step is not None else "-"]
         if kind == "finetune":
-            lead += [r.train_set, r.reset_top_layers]
-        rows.append(lead + _wer_cells(r, eval_sets))
-    header = ["run", "upstream", "step"] + (["fine-tuned on", "top layers reset"] if kind == "finetune" else [])
-    return lines + _table(header + eval_sets, rows)
+            lead += [r.train_set, "-" if r.reset_top_layers is None else r.reset_top_layers]
+        for set_name, scores in r.sets.items():
+            cells = [f"{scores[k]['mean']:.1f} ± {scores[k]['std']:.1f}" for k in rates]
+            empty = 100.0 * scores["empty_hyps"] / max(1, scores["num_utts"])
+            versus = []
+            for name in CONTROLS:
+                control = controls.get((name, r.train_set))
+                same = control is not None and control is not r and set_name in control.sets
+                versus.append(spread_verdict(scores, control.sets[set_name], rates[0]) if same else "-")
+            rows.append(lead + [set_name, len(r.seeds)] + cells + [f"{empty:.1f}"] + versus)
+    header = ["run / control", "upstream", "step"] + (["fine-tuned on", "top layers reset"] if kind == "finetune"
+                                                       else [])
+    header += ["set", "seeds"] + [f"{k.upper()} %" for k in rates] + ["empty %", "vs fbank", "vs random init"]
+    return lines + _table(header, rows)
 
 
 def time_to_target_section(targets: Sequence[TimeToTarget], reference_strategy: str) -> list[str]:
@@ -309,8 +336,8 @@ def render(results: Results, repo: Path, reference_strategy: str = "baseline",
     lines += pretraining_section(runs)
     lines += targets_section(runs)
     lines += analysis_section(results, recipe_dir)
-    lines += asr_section(results, "superb")
-    lines += asr_section(results, "finetune")
+    for kind in DOWNSTREAM_SECTIONS:
+        lines += downstream_section(results, kind)
     lines += time_to_target_section(all_time_to_target(results, reference_strategy, probe_measure),
                                     reference_strategy)
     lines += plots_section(results, extra, recipe_dir)

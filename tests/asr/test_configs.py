@@ -1,10 +1,17 @@
-"""Generated ESPnet configs (SUPERB-style and fine-tuning) and the choice of upstream."""
+"""Generated ESPnet configs (cached and live frozen upstream, fine-tuning) and the choice of upstreams."""
 
 import pytest
 import yaml
 
-from espnet_hubert_ae.asr.configs import ConfigError, finetune_config, load_yaml, superb_config
-from espnet_hubert_ae.asr.pipeline import final_upstream, upstream_tag
+from espnet_hubert_ae.asr.configs import (
+    ConfigError,
+    cached_config,
+    finetune_config,
+    load_yaml,
+    reads_cache,
+    superb_config,
+)
+from espnet_hubert_ae.asr.pipeline import final_upstream, run_checkpoints, upstream_tag
 
 
 @pytest.fixture
@@ -15,8 +22,27 @@ def pretrain_config(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("name", ["superb", "superb_tiny", "pr", "pr_tiny"])
+def test_cached_configs_get_the_layers_of_the_cache(repo_root, name):
+    template = load_yaml(repo_root / f"conf/asr/{name}.yaml")
+    assert reads_cache(template)
+    config = cached_config(template, num_layers=13, layer_dim=768)
+    assert config["frontend"] == "layer_sum" and config["frontend_conf"]["num_layers"] == 13
+    assert config["frontend_conf"]["layer_dim"] == 768 and "input_size" not in config
+    assert config["encoder"] == ("identity" if name.startswith("pr") else "blstm")
+    if config.get("preencoder") == "linear":
+        assert config["preencoder_conf"]["input_size"] == 768
+
+
+def test_a_template_of_another_frontend_is_refused():
+    with pytest.raises(ConfigError, match="frontend: layer_sum"):
+        reads_cache({"frontend": "default"})
+
+
 def test_superb_config_points_at_the_upstream(repo_root, pretrain_config):
-    config = superb_config(load_yaml(repo_root / "conf/asr/superb.yaml"), "/x/model.pth", pretrain_config)
+    template = load_yaml(repo_root / "conf/asr/superb_s3prl.yaml")
+    assert not reads_cache(template)
+    config = superb_config(template, "/x/model.pth", pretrain_config)
     assert config["frontend_conf"]["frontend_conf"] == {"upstream": "hubert_ae_local", "path_or_url": "/x/model.pth"}
     assert config["frontend_conf"]["multilayer_feature"] is True
     assert config["freeze_param"] == ["frontend.upstream"]
@@ -57,6 +83,23 @@ def test_final_upstream_of_a_strategy(tmp_path):
     assert final_upstream("baseline_tiny", registry) == "baseline/p3/step50"
     with pytest.raises(UpstreamError, match="registered strategies: baseline, progressive"):
         final_upstream("height", registry)
+
+
+def test_checkpoints_spread_over_a_run(tmp_path):
+    from espnet_hubert_ae.upstream.registry import RegistryEntry, write_registry
+
+    def entry(phase, step):
+        return RegistryEntry(f"progressive/{phase}/step{step}", tmp_path / f"{phase}{step}.pth", tmp_path / "c.yaml",
+                             "progressive", phase, step, "progressive_tiny")
+
+    steps = [("p1", 100), ("p1", 200), ("p1", 300), ("p2", 400), ("p2", 500), ("p2", 600)]
+    registry = write_registry(tmp_path / "upstreams.json", [entry(p, s) for p, s in steps])
+    assert run_checkpoints("progressive", 3, registry) == [
+        "progressive/p1/step200", "progressive/p2/step400", "progressive/p2/step600"]
+    assert run_checkpoints("progressive", 1, registry) == ["progressive/p2/step600"]
+    assert len(run_checkpoints("progressive", 10, registry)) == 6  # no more than the run kept
+    with pytest.raises(ValueError, match="at least 1"):
+        run_checkpoints("progressive", 0, registry)
 
 
 def test_upstream_tags():

@@ -13,7 +13,8 @@ from espnet_hubert_ae.report.compare import all_time_to_target
 from espnet_hubert_ae.report.render import render
 
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
-            "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target", "Plots")
+            "Layerwise analysis", "SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning", "Time to target",
+            "Plots")
 
 
 def _phase(index, start, end, training, features=0.0, kmeans=0.0):
@@ -64,6 +65,18 @@ def _make_run(recipe: Path, strategy: str, phases: list[tuple[int, int, float]],
     return records
 
 
+def _write_summary(exp_dir: Path, kind: str, upstream: str, train_set: str, rates: dict[str, list[float]],
+                   reset: int | None = None, control: str | None = None) -> None:
+    """What stages 8-9 leave for one evaluation over seeds 1 and 2 (see espnet_hubert_ae.asr.seeds)."""
+    from espnet_hubert_ae.asr.seeds import mean_std
+
+    dev = {"num_utts": 10, "empty_hyps": 0, "empty_hyps_per_seed": [0, 0]}
+    dev.update({rate: {**mean_std(values), "per_seed": values} for rate, values in rates.items()})
+    _write(exp_dir / "summary.json", {"kind": kind, "upstream": upstream, "control": control,
+                                      "template": f"conf/asr/{kind}_tiny.yaml", "train_set": f"dump/raw/{train_set}",
+                                      "reset_top_layers": reset, "seeds": [1, 2], "sets": {"dev_clean": dev}})
+
+
 @pytest.fixture
 def recipe(tmp_path):
     recipe = tmp_path / "recipe"
@@ -86,15 +99,18 @@ def recipe(tmp_path):
                                for e in entries}}
     _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", summary)
     for strategy, wer in (("baseline", 40.0), ("progressive", 35.5)):
-        exp = recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_p2_step40"
-        _write(exp / "experiment.json", {"kind": "superb", "upstream": f"{strategy}/p2/step40",
-                                         "train_set": "dump/raw/train_pretrain"})
-        _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer, "cer": 20.0, "num_utts": 10}]})
+        _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_p2_step40", "superb",
+                       f"{strategy}/p2/step40", "train_10h", {"cer": [20.0, 20.0], "wer": [wer - 1, wer + 1]})
+        _write_summary(recipe / "exp" / "pr" / "pr_tiny" / f"{strategy}_p2_step40", "pr",
+                       f"{strategy}/p2/step40", "train_1h", {"per": [50.0, 52.0]})
         for reset in (0, 2):
-            exp = recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_p2_step40" / f"train_10min_reset{reset}"
-            _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}/p2/step40",
-                                             "train_set": "dump/raw/train_10min", "reset_top_layers": reset})
-            _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 10 + reset, "cer": 30.0}]})
+            _write_summary(recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_p2_step40"
+                           / f"train_10min_reset{reset}", "finetune", f"{strategy}/p2/step40", "train_10min",
+                           {"cer": [30.0, 30.0], "wer": [wer + 9 + reset, wer + 11 + reset]}, reset=reset)
+    _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / "fbank", "superb", "fbank", "train_10h",
+                   {"cer": [30.0, 31.0], "wer": [70.0, 72.0]}, control="fbank")
+    _write_summary(recipe / "exp" / "pr" / "pr_tiny" / "random_init", "pr", "exp/controls/step0.pth", "train_1h",
+                   {"per": [90.0, 91.0]}, control="random_init")
     _write(recipe / "dump" / "raw" / "dev_clean" / "utt2num_samples", "u1 16000\nu2 32000\n")
     _write(recipe / "exp" / "stage_times.tsv", "5\t2026-01-01 00:00:00\t1200\t./run.sh --strategy baseline\n")
     return recipe
@@ -126,7 +142,12 @@ def test_results_md_has_every_section_with_numbers(recipe, repo_root):
         if section != "Plots":
             assert re.search(r"\d", body.group(1)), f"section {section} has no numbers"
     assert "| progressive_tiny_40 | 20 | 5.0 | 0.25 (0.50) |" in text  # the probe's time-to-target row
-    assert "| baseline_tiny_40 | baseline/p2/step40 | 40 | train_10min | 2 | 52.0 |" in text
+    assert ("| baseline_tiny_40 | baseline/p2/step40 | 40 | train_10min | 2 | dev_clean | 2 | 30.0 ± 0.0 | 52.0 ± 1.4 "
+            "| 0.0 |") in text
+    # SUPERB-style ASR: fbank first; the runs' CER (20.0 ± 0.0) beats fbank's (30.5 ± 0.7) beyond the spread.
+    assert "| fbank | fbank | - | dev_clean | 2 | 30.5 ± 0.7 | 71.0 ± 1.4 | 0.0 | - | - |" in text
+    assert "| progressive_tiny_40 | progressive/p2/step40 | 40 | dev_clean | 2 | 20.0 ± 0.0 | 35.5 ± 1.4 | 0.0 | better | - |" in text
+    assert "| baseline_tiny_40 | baseline/p2/step40 | 40 | dev_clean | 2 | 51.0 ± 1.4 | 0.0 | - | better |" in text  # PR
     assert (recipe / "exp" / "report" / "phone_probe_acc_vs_cost.png").stat().st_size > 0
     assert "![phone_probe_acc_vs_cost](exp/report/phone_probe_acc_vs_cost.png)" in text
 
