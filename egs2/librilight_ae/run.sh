@@ -42,10 +42,17 @@ analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.
 analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
 reference_strategy=baseline     # strategy whose final score defines steps-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
-# Downstream ASR (stages 8-9)
-asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy)
-superb_config=       # stage 8 template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
-superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
+# Downstream evaluations (stages 8-9)
+seeds="1 2"          # seeds of the downstream trainings (frozen ASR, PR, fine-tuning): results are mean ± std over them
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
+asr_checkpoints_per_run=1  # stage 8 without asr_upstreams: checkpoints of each run, spread over its steps, the last included
+asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
+asr_eval_sets=       # stages 8-9 evaluation sets (empty: dev_clean test_clean for builtin, every dev/test set otherwise)
+superb_config=       # stage 8 ASR template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
+superb_train_set=    # stage 8 ASR training set (empty: train_10h for builtin, train_pretrain otherwise; SUPERB: train-clean-100)
+pr_config=           # stage 8 phoneme-recognition template (empty: conf/asr/pr_tiny.yaml for builtin, conf/asr/pr.yaml otherwise)
+pr_train_set=        # stage 8 PR training set, with phone alignments (empty: as superb_train_set; none: no PR)
+cache_dtype=float16  # stage 8: precision of the cached hidden states (float16 or float32)
 finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
 finetune_config=     # stage 9 template (empty: conf/asr/finetune_tiny.yaml for builtin, conf/asr/finetune_<split>.yaml otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
@@ -107,14 +114,12 @@ for s in "${strategies[@]}"; do
         exit 2
     }
 done
-# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each strategy;
-# asr_tag names its logs ("--upstream=progressive/p4/step120" -> progressive_p4_step120).
-asr_tag() { local tag=${1#*=}; tag=${tag%.pth}; echo "${tag//\//_}"; }
+# What stages 8-9 evaluate: the given upstreams, else the runs of each strategy (by name).
 if [ -n "${asr_upstreams}" ]; then
-    read -r -a asr_targets <<< "${asr_upstreams}"
-    asr_targets=("${asr_targets[@]/#/--upstream=}")
+    read -r -a asr_which <<< "${asr_upstreams}"
+    asr_which=(--upstream "${asr_which[@]}")
 else
-    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--strategy=$(strategy_name "${s}")"); done
+    asr_which=(--strategy); for s in "${strategies[@]}"; do asr_which+=("$(strategy_name "${s}")"); done
 fi
 
 if run_stage 1; then
@@ -215,44 +220,81 @@ fi
 # validation set (a small training set may lack some of their characters).
 token_sets="${dumpdir}/${asr_valid_set}"
 for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+builtin_or() { if [ "${data}" = builtin ]; then echo "$1"; else echo "$2"; fi; }
+downstream_evals=$(printf "${dumpdir}/%s " ${asr_eval_sets:-$(builtin_or "dev_clean test_clean" "${eval_sets}")})
+# The controls as upstream options: fbank by name, random_init as the untrained model of the
+# first upstream's architecture (the run's step-0 snapshot when pretraining kept one).
+add_controls() {
+    local c ri
+    controls=()
+    for c in ${asr_controls}; do
+        case "${c}" in
+            fbank) controls+=(--upstream fbank) ;;
+            random_init)
+                ri=$(python -m espnet_hubert_ae.bin.random_init --like "${asr_which[1]}" \
+                    --out_dir "${expdir}/controls/random_init" --seed "${seed}" | tail -n 1)
+                controls+=(--random_init "${ri}") ;;
+            *) echo "$0: --asr_controls: unknown control '${c}' (fbank, random_init)" >&2; exit 2 ;;
+        esac
+    done
+}
+# Frozen evaluations and fine-tunings train on the CPU in nj parallel jobs of one thread, or
+# one after the other on a GPU.
+downstream_jobs=$((ngpu > 0 ? 1 : nj))
 
 if run_stage 8; then
-    log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
-    config=${superb_config:-conf/asr/superb$([ "${data}" = builtin ] && echo _tiny).yaml}
-    for which in "${asr_targets[@]}"; do
-        tag=$(asr_tag "${which}")
-        log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
-        ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
-            python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
-                --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --exp_root "${expdir}/asr_superb" \
-                --token_text_sets ${token_sets} \
-                --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
-    done
+    log "Stage 8: frozen upstreams: SUPERB-style ASR and phoneme recognition (seeds: ${seeds})"
+    add_controls
+    train_set=${superb_train_set:-$(builtin_or train_10h train_pretrain)}
+    common=(--valid_set "${dumpdir}/${asr_valid_set}" --seeds "${seeds}" --cache_root "${expdir}/features"
+            --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"})
+    [ -z "${asr_upstreams}" ] && common+=(--checkpoints_per_run "${asr_checkpoints_per_run}")
+    # Hidden states are extracted once per upstream and set (exp/features/), then every seed trains on them.
+    log "  ASR on ${train_set}: ${expdir}/asr_superb/ (logs: ${expdir}/asr_superb/logs/superb.*.log)"
+    # shellcheck disable=SC2086
+    ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/asr_superb/logs/superb.JOB.log" \
+        python -m espnet_hubert_ae.bin.superb_asr "${asr_which[@]}" "${controls[@]}" \
+            --config "${superb_config:-$(builtin_or conf/asr/superb_tiny.yaml conf/asr/superb.yaml)}" \
+            --train_set "${dumpdir}/${train_set}" --eval_sets ${downstream_evals} --token_text_sets ${token_sets} \
+            --exp_root "${expdir}/asr_superb" "${common[@]}"
+    pr_set=${pr_train_set:-${train_set}}
+    if [ "${pr_set}" = none ]; then
+        log "  no phoneme recognition (--pr_train_set none)"
+    elif [ ! -f "${dumpdir}/${pr_set}/phones.ctm" ] && [ ! -f "${datadir}/${pr_set}/phones.ctm" ]; then
+        log "  no phoneme recognition: ${pr_set} has no phone alignments (stage 3 aligns ${eval_sets};" \
+            "choose --pr_train_set, or none)"
+    else
+        log "  PR on ${pr_set}: ${expdir}/pr/ (logs: ${expdir}/pr/logs/pr.*.log)"
+        # shellcheck disable=SC2086
+        ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/pr/logs/pr.JOB.log" \
+            python -m espnet_hubert_ae.bin.phone_recognition "${asr_which[@]}" "${controls[@]}" \
+                --config "${pr_config:-$(builtin_or conf/asr/pr_tiny.yaml conf/asr/pr.yaml)}" \
+                --train_set "${dumpdir}/${pr_set}" --eval_sets ${downstream_evals} --alignment_dirs "${datadir}" \
+                --exp_root "${expdir}/pr" "${common[@]}"
+    fi
 fi
 
 if run_stage 9; then
-    log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
-    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || echo "${finetune_sets}")}
+    log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers}; seeds: ${seeds})"
+    add_controls
+    splits=${finetune_splits:-$(builtin_or train_10min "${finetune_sets}")}
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
                 "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
             exit 2
         fi
-        config=${finetune_config:-conf/asr/finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}").yaml}
-        for which in "${asr_targets[@]}"; do
-            for n in ${reset_top_layers}; do
-                tag=$(asr_tag "${which}")_${split}_reset${n}
-                log "  ${which}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
-                ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
-                    python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \
-                        --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                        --eval_sets $(printf "${dumpdir}/%s " ${eval_sets}) --reset_top_layers "${n}" \
-                        --token_text_sets ${token_sets} --exp_root "${expdir}/finetune" \
-                        --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
-            done
-        done
+        config=${finetune_config:-conf/asr/finetune_$(builtin_or tiny "${split#train_}").yaml}
+        log "  ${split}: ${expdir}/finetune/ (logs: ${expdir}/finetune/logs/${split}.*.log)"
+        # The fbank row trains the stage 8 downstream on this split (no encoder to fine-tune).
+        # shellcheck disable=SC2086
+        ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/finetune/logs/${split}.JOB.log" \
+            python -m espnet_hubert_ae.bin.finetune "${asr_which[@]}" "${controls[@]}" --config "${config}" \
+                --frozen_config "${superb_config:-$(builtin_or conf/asr/superb_tiny.yaml conf/asr/superb.yaml)}" \
+                --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
+                --eval_sets ${downstream_evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
+                --exp_root "${expdir}/finetune" --seeds "${seeds}" --cache_root "${expdir}/features" \
+                --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"}
     done
 fi
 

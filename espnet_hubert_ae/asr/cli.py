@@ -21,9 +21,9 @@ from espnet_hubert_ae.asr.seeds import parse_seeds, summary_table
 def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argparse.ArgumentParser:
     """The shared options; ``layout`` says where under ``--exp_root`` an experiment goes."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--upstream", nargs="+", default=[],
+    p.add_argument("--upstream", nargs="+", action="extend", default=[],
                    help="registered upstream names, checkpoint .pth files, or fbank (the log-mel control)")
-    p.add_argument("--strategy", nargs="+", default=[],
+    p.add_argument("--strategy", nargs="+", action="extend", default=[],
                    help="pretraining strategies (or runs): evaluate their registered checkpoints")
     p.add_argument("--checkpoints_per_run", type=int, default=1,
                    help="with --strategy: this many checkpoints of each run, spread over its steps, the last "

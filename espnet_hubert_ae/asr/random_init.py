@@ -43,12 +43,21 @@ def registered_step0(like: str) -> Path | None:
 
 
 def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1) -> Path:
-    """A checkpoint of ``like``'s architecture at initialisation (see the module docstring)."""
+    """A checkpoint of ``like``'s architecture at initialisation (see the module docstring).
+
+    ``like`` is a checkpoint .pth, a registered name, or a strategy (or run) whose last
+    registered checkpoint is meant.
+    """
     from espnet2.tasks.hubert import HubertTask
 
-    from espnet_hubert_ae.asr.pipeline import upstream_tag
-    from espnet_hubert_ae.upstream.registry import lookup, resolve_upstream
+    from espnet_hubert_ae.asr.pipeline import final_upstream, upstream_tag
+    from espnet_hubert_ae.upstream.registry import UpstreamError, lookup, resolve_upstream
 
+    if not Path(like).is_file():
+        try:
+            lookup(like)
+        except UpstreamError:
+            like = final_upstream(like)  # fails, listing the strategies, when it is none either
     snapshot = registered_step0(like)
     if snapshot is not None:
         logger.info("random-init control: the step-0 snapshot %s", snapshot)

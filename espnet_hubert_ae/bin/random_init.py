@@ -5,7 +5,7 @@
 Prints the path of the run's registered step-0 snapshot when pretraining kept one, else
 builds a seeded untrained model from ``--like``'s config.yaml into
 ``<out_dir>/<run>/step0.pth`` (config.yaml beside it) and prints that path. Evaluate it
-with ``--control random_init`` in ``superb_asr``, ``phone_recognition`` and ``finetune``.
+with ``--random_init <path>`` in ``superb_asr``, ``phone_recognition`` and ``finetune``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from espnet_hubert_ae.utils.cli import cli_main
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--like", required=True, help="registered name or checkpoint .pth whose architecture to use")
+    p.add_argument("--like", required=True,
+                   help="checkpoint .pth, registered name, or strategy (its last checkpoint) whose architecture to use")
     p.add_argument("--out_dir", type=Path, default=Path("exp/controls/random_init"))
     p.add_argument("--seed", type=int, default=1, help="seed of the initialisation")
     return p

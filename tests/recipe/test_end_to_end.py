@@ -22,22 +22,24 @@ OPTIONS = [
     "--pretrain_steps", str(STEPS), "--nj", "2", "--superb_train_set", "train_10min",
     "--finetune_splits", "train_10min", "--reset_top_layers", "0 2",
     "--superb_config", "conf/asr/quick_superb.yaml", "--finetune_config", "conf/asr/quick_finetune.yaml",
+    "--pr_config", "conf/asr/quick_pr.yaml", "--seeds", "1 2",
 ]  # fmt: skip
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
-            "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target")
+            "Layerwise analysis", "SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning", "Time to target")
 
 
 def shorten_asr_configs(conf: Path) -> None:
-    """conf/asr/quick_{superb,finetune}.yaml: the built-in corpus' ASR configs cut to a few steps."""
-    shorten(conf / "asr" / "superb_tiny.yaml", conf / "asr" / "quick_superb.yaml")
-    shorten(conf / "asr" / "finetune_tiny.yaml", conf / "asr" / "quick_finetune.yaml",
-            scheduler_conf={"max_steps": 8, "warmup_ratio": 0.25, "hold_ratio": 0.25, "decay_ratio": 0.5},
-            freeze_encoder_updates=2)
+    """conf/asr/quick_{superb,pr,finetune}.yaml: the built-in corpus' downstream configs cut to a few steps."""
+    shorten(conf / "asr" / "superb_tiny.yaml", conf / "asr" / "quick_superb.yaml", batch_bins=600)
+    shorten(conf / "asr" / "pr_tiny.yaml", conf / "asr" / "quick_pr.yaml", batch_bins=600)
+    shorten(conf / "asr" / "finetune_tiny.yaml", conf / "asr" / "quick_finetune.yaml", freeze_encoder_updates=2)
 
 
 def shorten(template: Path, out: Path, freeze_encoder_updates: int | None = None, **overrides) -> None:
     config = yaml.safe_load(template.read_text())
     config.update(max_epoch=2, num_iters_per_epoch=4, **overrides)
+    if "max_steps" in (config.get("scheduler_conf") or {}):
+        config["scheduler_conf"]["max_steps"] = 8
     if freeze_encoder_updates is not None:
         config["encoder_conf"]["freeze_encoder_updates"] = freeze_encoder_updates
     out.write_text(yaml.safe_dump(config))
@@ -133,8 +135,11 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
         assert body and "_No " not in body.group(1) and re.search(r"\d", body.group(1)), (section, text)
     for strategy in STRATEGIES:
         assert f"| {strategy}_tiny_{STEPS} |" in text
-    asr_tables = text.split("## SUPERB-style ASR")[1].split("## Time to target")[0]
-    wers = re.findall(r"(?<=\| )\d+\.\d(?= \|)", asr_tables)
-    assert len(wers) == 2 * (1 + 2) * 4  # two strategies: SUPERB and two resets, four evaluation sets each
+    # Rows: per evaluation set (dev_clean, test_clean), the two controls and the two runs; fine-tuning
+    # has each run with two resets. Every row has its mean ± std over the two seeds.
+    for section, rows in (("SUPERB-style ASR", 2 * 4), ("Phoneme recognition", 2 * 4), ("Libri-light fine-tuning", 2 * 6)):
+        table = text.split(f"## {section}")[1].split("\n## ")[0]
+        cells = re.findall(r"\| (dev_clean|test_clean) \| 2 \| \d+\.\d ± \d+\.\d \|", table)
+        assert len(cells) == rows, (section, table)
     times = (recipe / "exp" / "stage_times.tsv").read_text()
     assert {line.split("\t")[0] for line in times.splitlines()} >= {str(s) for s in range(1, 10)}
