@@ -16,6 +16,7 @@ from espnet_hubert_ae.asr.cache import DTYPES
 from espnet_hubert_ae.asr.espnet_run import TrainingError
 from espnet_hubert_ae.asr.pipeline import run_checkpoints
 from espnet_hubert_ae.asr.seeds import parse_seeds, summary_table
+from espnet_hubert_ae.utils.cli import limit_threads
 
 
 def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argparse.ArgumentParser:
@@ -76,6 +77,7 @@ def run_experiment_cli(args: argparse.Namespace, run: Callable[..., dict],
     if not 1 <= args.job <= args.nj:
         raise ValueError(f"--job {args.job} must be between 1 and --nj {args.nj}")
     args.seeds = parse_seeds(args.seeds)
+    limit_threads()
     work = [(u, c, v) for u, c in upstream_list(args) for v in variants(u, c)][args.job - 1:: args.nj]
     if args.exp_dir is not None and len(work) > 1:
         raise ValueError(f"--exp_dir names one experiment, but {len(work)} are to be run")

@@ -26,7 +26,7 @@ from pathlib import Path
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
 from espnet_hubert_ae.asr.pipeline import run_finetune, run_frozen, upstream_tag
 from espnet_hubert_ae.asr.sources import FBANK
-from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.cli import cli_main
 
 
 def build_parser():
@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if any(n < 0 for n in args.reset_top_layers):
         raise ValueError(f"--reset_top_layers must be >= 0, not {args.reset_top_layers}")
-    limit_threads()
     return run_experiment_cli(args, _run, functools.partial(_variants, list(dict.fromkeys(args.reset_top_layers))))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
 from espnet_hubert_ae.asr.pipeline import run_frozen, upstream_tag
 from espnet_hubert_ae.asr.tokens import PHONES
-from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.cli import cli_main
 
 
 def build_parser():
@@ -39,9 +39,7 @@ def _run(args, upstream: str, control: str | None, variant=None):
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    limit_threads()
-    return run_experiment_cli(args, _run)
+    return run_experiment_cli(build_parser().parse_args(argv), _run)
 
 
 if __name__ == "__main__":
