@@ -4,8 +4,8 @@
         --train_set dump/raw/train_10h --eval_set dump/raw/dev_clean
 
 Both sides train the same downstream (the cached-feature template, stage 8's by default:
-weighted layer sum, BiLSTM, CTC) through ESPnet's ASR task on the same batches: both batch
-by audio samples with the template's frame budget times the hop. The cached side reads the
+weighted layer sum, BiLSTM, CTC) through ESPnet's ASR task on the same batches: both are
+batched by the cache's frame counts, as stage 8 batches. The cached side reads the
 hidden states extracted once (``espnet_hubert_ae.asr.cache``); the live side runs the
 upstream in every update through ESPnet's s3prl frontend and ``hubert_ae_local``, with the
 same per-layer normalisation. Reported: updates per second of training (the epochs' train
@@ -72,14 +72,6 @@ def live_config(cached: dict, checkpoint: Path, upstream_config: Path) -> dict:
     return superb_config(config, str(checkpoint.resolve()), upstream_config)
 
 
-def sample_batches(config: dict, hop: int) -> dict:
-    """Batch by audio samples (the live side's shapes) with the same frame budget."""
-    config = copy.deepcopy(config)
-    if config.get("batch_type") == "numel":
-        config["batch_bins"] = int(config["batch_bins"]) * hop
-    return config
-
-
 def train_figures(run_dir: Path) -> dict:
     """Updates and training seconds (epochs' train time, validation excluded) from ESPnet's log."""
     text = (run_dir / "train" / "train.log").read_text(encoding="utf-8", errors="replace")
@@ -117,16 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     start, cpu = time.perf_counter(), time.process_time()
     caches = {d: ensure_cache(source, d, out / "features") for d in (train_dir, eval_dir)}
     extract_seconds = sum(c.extract_seconds for c in caches.values())
-    hop = round(16000 / caches[train_dir].frame_rate)
     template = with_updates(load_yaml(args.config), args.updates)
-    cached = sample_batches(cached_config(template, caches[train_dir].num_layers, caches[train_dir].layer_dim), hop)
-    live = sample_batches(live_config(template, source.checkpoint, source.config), hop)
+    cached = cached_config(template, caches[train_dir].num_layers, caches[train_dir].layer_dim)
+    live = live_config(template, source.checkpoint, source.config)
     print(f"upstream {source.checkpoint} ({caches[train_dir].num_layers} states x {caches[train_dir].layer_dim}), "
           f"train {train_dir} ({caches[train_dir].utterances} utterances), eval {eval_dir}, "
           f"{args.threads} threads; cache extracted in {extract_seconds:.1f} s", flush=True)
 
     def run(name: str, config: dict, seed: int, speech: dict) -> dict:
-        sets = [SetData(d, speech[d], "kaldi_ark" if name == "cached" else "sound", None, d / "text")
+        # Both sides batch by the cache's frame counts (the shape files only drive batching).
+        sets = [SetData(d, speech[d], "kaldi_ark" if name == "cached" else "sound", caches[d].shape_file, d / "text")
                 for d in (train_dir, eval_dir, eval_dir)]
         run_dir = out / name / f"seed{seed}"
         # The evaluation set's characters join the token list, as stage 8's token_text_sets do.
