@@ -10,6 +10,8 @@ nj=2                 # parallel worker processes
 builtin_minutes=30   # built-in corpus: minutes of audio in train_pretrain
 pretrain_sets=train-clean-100  # librispeech: training splits for pretraining
 librilight_unlab=    # librispeech: Libri-light unlabelled subset (small, medium or large)
+eval_sets=           # librispeech: evaluation sets, each required (empty: each one the corpus has)
+finetune_sets=       # librispeech: Libri-light fine-tuning sets, each required (empty: each one the corpus has)
 ### end options
 
 . ./local/parse_options.sh
@@ -26,6 +28,8 @@ else
     fi
     # shellcheck disable=SC2086
     args+=(--librispeech "${LIBRISPEECH}" --pretrain_splits ${pretrain_sets})
+    [ -n "${eval_sets}" ] && args+=(--eval_sets ${eval_sets})
+    [ -n "${finetune_sets}" ] && args+=(--finetune_sets ${finetune_sets})
     [ -n "${LIBRILIGHT_LIMITED}" ] && args+=(--librilight_limited "${LIBRILIGHT_LIMITED}")
     if [ -n "${librilight_unlab}" ]; then
         if [ -z "${LIBRILIGHT_UNLAB}" ]; then

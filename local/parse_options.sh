@@ -10,7 +10,8 @@
 # be declared in the options block (unknown options fail). `--help` prints every declared
 # option, its default and its comment, read from the block between the two markers of the
 # calling script.
-# Positional arguments are left in "$@".
+# Positional arguments are left in "$@". ``command_line`` holds the command as typed, quoted so
+# that it can be pasted again (for the records of a run).
 
 __options_help() {
     local script=$1
@@ -35,6 +36,8 @@ __options_help() {
     ' "${script}"
 }
 
+command_line=$0
+[ $# -eq 0 ] || command_line+=$(printf ' %q' "$@")
 # The options a script accepts are exactly the names in its options block.
 __options_known=" $(awk '/^### options/{i=1;next} /^### end options/{i=0} i&&/^[A-Za-z_][A-Za-z0-9_]*=/{sub(/=.*/,"");printf "%s ",$0}' "$0")"
 __options_positional=()

@@ -27,40 +27,42 @@ data=builtin         # corpus: builtin (generated with espeak-ng, no download) o
 builtin_minutes=30   # built-in corpus: minutes of audio in the pretraining set
 pretrain_sets=train-clean-100  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
 librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretraining (small, medium or large)
+eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of dev_clean dev_other test_clean test_other the corpus has)
 min_seconds=1.0      # utterances shorter than this are excluded from pretraining
 max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=progressive # schedule(s): presets in conf/strategy/ (baseline warmstart height progressive) or YAML paths; a list runs each
-model=tiny           # model config in conf/model/: tiny (CPU), base, large
+strategy="baseline progressive"  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+model=               # model preset (tiny (tests), small (CPU), base, large) or a config YAML (empty: small for builtin, base otherwise)
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
-pretrain_steps=      # total pretraining budget in steps (empty: the schedule's own; builtin: builtin_pretrain_steps)
-builtin_pretrain_steps=120  # built-in corpus: default budget when pretrain_steps is empty
+pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
+budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
+                     #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
+builtin_pretrain_steps=2600  # built-in corpus: default budget when pretrain_steps is empty
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
 analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)
 analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
-reference_strategy=baseline     # strategy whose final score defines steps-to-target
+reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream evaluations (stages 8-9)
 seeds="1 2"          # seeds of the downstream trainings (frozen ASR, PR, fine-tuning): results are their mean and standard deviation
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
 asr_checkpoints_per_run=1  # stage 8 without asr_upstreams: checkpoints of each run, spread over its steps, the last included
 asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
-asr_eval_sets=       # stages 8-9 evaluation sets (empty: dev_clean test_clean for builtin, every dev/test set otherwise)
-superb_config=       # stage 8 ASR template (empty: conf/asr/superb_tiny.yaml for builtin, conf/asr/superb.yaml otherwise)
+asr_eval_sets=       # stages 8-9 evaluation sets (empty: --eval_sets if given, else dev_clean test_clean for builtin, every dev/test set otherwise)
+superb_config=       # stage 8 ASR template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
 superb_train_set=    # stage 8 ASR training set (empty: train_10h for builtin, train_pretrain otherwise; SUPERB: train-clean-100)
-pr_config=           # stage 8 phoneme-recognition template (empty: conf/asr/pr_tiny.yaml for builtin, conf/asr/pr.yaml otherwise)
-pr_train_set=        # stage 8 PR training set, with phone alignments (empty: as superb_train_set; none: no PR)
+pr_config=           # stage 8 phoneme-recognition template, preset or YAML (empty: pr_tiny for builtin, pr otherwise)
+pr_train_set=        # stage 8 PR training set, aligned by stage 3 (empty: as superb_train_set; none: no PR)
 cache_dtype=float16  # stage 8: precision of the cached hidden states (float16 or float32)
-finetune_splits=     # stage 9 fine-tuning sets (empty: train_10min for builtin; train_10h train_1h train_10min otherwise)
-finetune_config=     # stage 9 template (empty: conf/asr/finetune_tiny.yaml for builtin, conf/asr/finetune_<split>.yaml otherwise)
+finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
+finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
 asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
 
-command_line="./run.sh$(printf ' %q' "$@")"
 . ./local/parse_options.sh
 . ./path.sh
 . ./cmd.sh
@@ -78,8 +80,23 @@ datadir=data
 dumpdir=dump/raw
 expdir=exp
 pretrain_set=train_pretrain
-finetune_sets="train_10h train_1h train_10min"
-eval_sets="dev_clean dev_other test_clean test_other"
+valid_set=dev_clean  # pretraining's validation set
+# Sets named by --eval_sets / --finetune_splits must exist; left unnamed, each standard set is
+# used where the corpus has it, and a missing one is skipped with a note.
+eval_list=${eval_sets:-dev_clean dev_other test_clean test_other}
+finetune_list=${finetune_splits:-train_10h train_1h train_10min}
+builtin_or() { if [ "${data}" = builtin ]; then echo "$1"; else echo "$2"; fi; }
+# Words of the first argument that are not among the other arguments, each once.
+sets_not_in() {
+    local s seen=" ${*:2} "
+    for s in $1; do
+        [[ ${seen} == *" ${s} "* ]] || { echo "${s}"; seen+="${s} "; }
+    done
+}
+# Stage 8's training sets: stage 2 formats them, stage 3 aligns the phoneme-recognition one.
+superb_set=${superb_train_set:-$(builtin_or train_10h train_pretrain)}
+pr_set=${pr_train_set:-${superb_set}}
+pr_aligned=$([ "${pr_set}" = none ] || echo "${pr_set}")
 
 # One recipe directory holds one corpus: refuse to mix them in data/.
 corpus_marker=${datadir}/.corpus
@@ -104,29 +121,40 @@ run_stage() {
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
     timed_stage=$1 timed_start=$(date +%s)
 }
-# A schedule's name: a preset's, or a YAML file's stem.
-strategy_name() { basename "${1%.y*ml}"; }
+# The sets of a list that stage 2 formatted, one a line; a missing one is skipped with a note.
+present_sets() {
+    local s
+    for s in "$@"; do
+        if [ -f "${dumpdir}/${s}/wav.scp" ]; then echo "${s}"; else log "  no ${dumpdir}/${s}: skipping it"; fi
+    done
+}
+# Names come from the package's one rule for each (espnet_hubert_ae.utils.naming), never from
+# file names here: a schedule goes by its name: field, whatever its file is called.
+names() { python -m espnet_hubert_ae.bin.names "$@"; }
 read -r -a strategies <<< "${strategy}"
 [ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
-for s in "${strategies[@]}"; do
-    [ -f "${s}" ] || [ -f "conf/strategy/${s}.yaml" ] || {
-        echo "$0: --strategy ${s}: no such preset (conf/strategy/: $(ls conf/strategy | sed 's/\.yaml$//' | tr '\n' ' ')) or schedule file" >&2
-        exit 2
-    }
-done
-# What stages 8-9 evaluate: the given upstreams, else the runs of each strategy (by name).
+found=$(names strategy "${strategies[@]}") || { echo "$0: --strategy ${strategy}: see the error above" >&2; exit 2; }
+mapfile -t strategy_names <<< "${found}"
+[ -n "${model}" ] || model=$([ "${data}" = builtin ] && echo small || echo base)
+model_config=$(names config model "${model}") || { echo "$0: --model ${model}: see the error above" >&2; exit 2; }
+steps=${pretrain_steps}
+[ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
+case "${budget}" in ratio|equal) ;; *) echo "$0: --budget must be ratio or equal, not '${budget}'" >&2; exit 2 ;; esac
+budget_args=(${steps:+--pretrain_steps "${steps}" --budget "${budget}" --budget_reference "${reference_strategy}"})
+run_tag_of() { names run_tag --strategy "$1" --model "${model}" "${budget_args[@]}"; }
+# What stages 8-9 evaluate: the given upstreams, else the checkpoints of each run (by run tag).
 if [ -n "${asr_upstreams}" ]; then
     read -r -a asr_which <<< "${asr_upstreams}"
     asr_which=(--upstream "${asr_which[@]}")
 else
-    asr_which=(--strategy); for s in "${strategies[@]}"; do asr_which+=("$(strategy_name "${s}")"); done
+    asr_which=(--run); for s in "${strategies[@]}"; do asr_which+=("$(run_tag_of "${s}")"); done
 fi
 
 if run_stage 1; then
     log "Stage 1: data preparation (${data}) -> ${datadir}/"
     local/data.sh --data "${data}" --datadir "${datadir}" --seed "${seed}" --nj "${nj}" \
         --builtin_minutes "${builtin_minutes}" --pretrain_sets "${pretrain_sets}" \
-        --librilight_unlab "${librilight_unlab}"
+        --librilight_unlab "${librilight_unlab}" --eval_sets "${eval_sets}" --finetune_sets "${finetune_splits}"
 fi
 
 if run_stage 2; then
@@ -135,36 +163,36 @@ if run_stage 2; then
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads "${nj}" "${dumpdir%/*}/log/format_data.log" \
         python -m espnet_hubert_ae.bin.format_data --src "${datadir}" --dst "${dumpdir}" \
-            --sets ${pretrain_set} ${eval_sets} --optional_sets ${finetune_sets} \
+            --sets ${pretrain_set} ${valid_set} --optional_sets ${eval_list} ${finetune_list} \
+                $(sets_not_in "${superb_set} ${pr_aligned}" ${pretrain_set} ${valid_set} ${eval_list} ${finetune_list}) \
             --filter_sets "${pretrain_set}" --min_seconds "${min_seconds}" --max_seconds "${max_seconds}" --nj "${nj}"
     grep -hE " (kept|WARNING) " "${dumpdir%/*}/log/format_data.log" >&2 || true
 fi
 
 if run_stage 3; then
-    log "Stage 3: alignments for the analysis"
-    # builtin: checks the stage 1 CTMs; librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
+    log "Stage 3: alignments for the analysis and phoneme recognition"
+    # Into the stage 2 sets, their one home: builtin: the synthesiser's timings (stage 1), checked;
+    # librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads 1 "${dumpdir%/*}/log/prepare_alignments.log" \
         python -m espnet_hubert_ae.bin.prepare_alignments --data "${data}" --datadir "${datadir}" \
-            --dumpdir "${dumpdir}" --sets ${eval_sets} --alignments "${LIBRISPEECH_ALIGNMENTS}"
-    grep -hE " (aligned|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
+            --dumpdir "${dumpdir}" --sets ${eval_list} $(sets_not_in "${pr_aligned}" ${eval_list}) \
+            --alignments "${LIBRISPEECH_ALIGNMENTS}"
+    grep -hE " (aligned|not in|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
 fi
 
 if run_stage 4; then
     log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
     [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
-    target_sets=
-    for s in ${pretrain_set} ${finetune_sets} ${eval_sets}; do
-        if [ -f "${dumpdir}/${s}/wav.scp" ]; then target_sets+=" ${s}"; else log "  no ${dumpdir}/${s}: not labelled"; fi
-    done
-    model_config=${model}; [ -f "${model_config}" ] || model_config=conf/model/${model}.yaml
+    target_sets=$(present_sets ${pretrain_set} ${finetune_list} ${eval_list})
     # MFCC of every set, one shard of each per job; shared by every phase-1 K
     ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
         python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
             --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
-    for strategy in "${strategies[@]}"; do
+    for i in "${!strategies[@]}"; do
+        strategy=${strategies[i]}
         k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
-        targets_log=${targets_dir}/logs/make_targets.$(strategy_name "${strategy}").p1.log
+        targets_log=${targets_dir}/logs/make_targets.${strategy_names[i]}.p1.log
         ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
             python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
                 --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
@@ -175,17 +203,15 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-    steps=${pretrain_steps}
-    [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
     for strategy in "${strategies[@]}"; do
         log "Stage 5: pretraining with strategy '${strategy}'"
-        run_tag=$(strategy_name "${strategy}")_$(basename "${model%.y*ml}")${steps:+_${steps}}
+        run_tag=$(run_tag_of "${strategy}")
         log "  phases, checkpoints and summaries: ${expdir}/pretrain/${run_tag}/ (log: ${expdir}/pretrain/logs/${run_tag}.log)"
         ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/pretrain/logs/${run_tag}.log" \
             python -m espnet_hubert_ae.bin.pretrain --strategy "${strategy}" --model "${model}" \
-                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set dev_clean \
-                --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" ${steps:+--pretrain_steps "${steps}"} \
+                --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
+                --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" "${budget_args[@]}" \
                 --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
 fi
@@ -200,8 +226,7 @@ fi
 if run_stage 7; then
     log "Stage 7: layerwise analysis of '${analysis_checkpoints}' on ${analysis_set}"
     analysis_dir=${expdir}/analysis/${analysis_set}
-    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked copy, if it carries the alignments
-    [ -f "${analysis_data}/phones.ctm" ] || analysis_data=${datadir}/${analysis_set}
+    analysis_data=${dumpdir}/${analysis_set}  # stage 2's checked set, with stage 3's alignments
     read -r -a checkpoints <<< "${analysis_checkpoints}"
     eval "extra_args=(${analysis_args})"
     # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
@@ -219,9 +244,12 @@ fi
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the
 # validation set (a small training set may lack some of their characters).
 token_sets="${dumpdir}/${asr_valid_set}"
-for s in ${finetune_sets}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
-builtin_or() { if [ "${data}" = builtin ]; then echo "$1"; else echo "$2"; fi; }
-downstream_evals=$(printf "${dumpdir}/%s " ${asr_eval_sets:-$(builtin_or "dev_clean test_clean" "${eval_sets}")})
+for s in ${finetune_list}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+# Their evaluation sets: --asr_eval_sets, else --eval_sets, else the built-in corpus' clean dev/test
+# sets (the demo's time budget) or every standard one the corpus has.
+downstream_evals() {
+    printf "${dumpdir}/%s " $(present_sets ${asr_eval_sets:-${eval_sets:-$(builtin_or "dev_clean test_clean" "${eval_list}")}})
+}
 # The controls as upstream options: fbank by name, random_init as the untrained model of the
 # first upstream's architecture (the run's step-0 snapshot when pretraining kept one).
 add_controls() {
@@ -245,54 +273,54 @@ downstream_jobs=$((ngpu > 0 ? 1 : nj))
 if run_stage 8; then
     log "Stage 8: frozen upstreams: SUPERB-style ASR and phoneme recognition (seeds: ${seeds})"
     add_controls
-    train_set=${superb_train_set:-$(builtin_or train_10h train_pretrain)}
+    evals=$(downstream_evals)
     common=(--valid_set "${dumpdir}/${asr_valid_set}" --seeds "${seeds}" --cache_root "${expdir}/features"
             --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"})
     [ -z "${asr_upstreams}" ] && common+=(--checkpoints_per_run "${asr_checkpoints_per_run}")
     # Hidden states are extracted once per upstream and set (exp/features/), then every seed trains on them.
-    log "  ASR on ${train_set}: ${expdir}/asr_superb/ (logs: ${expdir}/asr_superb/logs/superb.*.log)"
+    log "  ASR on ${superb_set}: ${expdir}/asr_superb/ (logs: ${expdir}/asr_superb/logs/superb.*.log)"
     # shellcheck disable=SC2086
     ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/asr_superb/logs/superb.JOB.log" \
         python -m espnet_hubert_ae.bin.superb_asr "${asr_which[@]}" "${controls[@]}" \
-            --config "${superb_config:-$(builtin_or conf/asr/superb_tiny.yaml conf/asr/superb.yaml)}" \
-            --train_set "${dumpdir}/${train_set}" --eval_sets ${downstream_evals} --token_text_sets ${token_sets} \
+            --config "${superb_config:-$(builtin_or superb_tiny superb)}" \
+            --train_set "${dumpdir}/${superb_set}" --eval_sets ${evals} --token_text_sets ${token_sets} \
             --exp_root "${expdir}/asr_superb" "${common[@]}"
-    pr_set=${pr_train_set:-${train_set}}
     if [ "${pr_set}" = none ]; then
         log "  no phoneme recognition (--pr_train_set none)"
-    elif [ ! -f "${dumpdir}/${pr_set}/phones.ctm" ] && [ ! -f "${datadir}/${pr_set}/phones.ctm" ]; then
-        log "  no phoneme recognition: ${pr_set} has no phone alignments (stage 3 aligns ${eval_sets};" \
-            "choose --pr_train_set, or none)"
+    elif [ ! -f "${dumpdir}/${pr_set}/phones.ctm" ]; then
+        log "  no phoneme recognition: ${dumpdir}/${pr_set} has no phone alignments (stage 3 writes them;" \
+            "librispeech: LIBRISPEECH_ALIGNMENTS in db.sh), or choose --pr_train_set, or none"
     else
         log "  PR on ${pr_set}: ${expdir}/pr/ (logs: ${expdir}/pr/logs/pr.*.log)"
         # shellcheck disable=SC2086
         ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/pr/logs/pr.JOB.log" \
             python -m espnet_hubert_ae.bin.phone_recognition "${asr_which[@]}" "${controls[@]}" \
-                --config "${pr_config:-$(builtin_or conf/asr/pr_tiny.yaml conf/asr/pr.yaml)}" \
-                --train_set "${dumpdir}/${pr_set}" --eval_sets ${downstream_evals} --alignment_dirs "${datadir}" \
+                --config "${pr_config:-$(builtin_or pr_tiny pr)}" \
+                --train_set "${dumpdir}/${pr_set}" --eval_sets ${evals} \
                 --exp_root "${expdir}/pr" "${common[@]}"
     fi
 fi
 
 if run_stage 9; then
     log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers}; seeds: ${seeds})"
-    add_controls
-    splits=${finetune_splits:-$(builtin_or train_10min "${finetune_sets}")}
+    splits=${finetune_splits:-$(builtin_or train_10min "$(present_sets ${finetune_list})")}
+    [ -n "${splits}" ] || log "  no fine-tuning set (librispeech: set LIBRILIGHT_LIMITED in db.sh): nothing to do"
+    if [ -n "${splits}" ]; then add_controls; evals=$(downstream_evals); fi
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
                 "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
             exit 2
         fi
-        config=${finetune_config:-conf/asr/finetune_$(builtin_or tiny "${split#train_}").yaml}
+        config=${finetune_config:-finetune_$(builtin_or tiny "${split#train_}")}
         log "  ${split}: ${expdir}/finetune/ (logs: ${expdir}/finetune/logs/${split}.*.log)"
         # The fbank row trains the stage 8 downstream on this split (no encoder to fine-tune).
         # shellcheck disable=SC2086
         ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/finetune/logs/${split}.JOB.log" \
             python -m espnet_hubert_ae.bin.finetune "${asr_which[@]}" "${controls[@]}" --config "${config}" \
-                --frozen_config "${superb_config:-$(builtin_or conf/asr/superb_tiny.yaml conf/asr/superb.yaml)}" \
+                --frozen_config "${superb_config:-$(builtin_or superb_tiny superb)}" \
                 --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                --eval_sets ${downstream_evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
+                --eval_sets ${evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
                 --exp_root "${expdir}/finetune" --seeds "${seeds}" --cache_root "${expdir}/features" \
                 --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"}
     done

@@ -1,7 +1,7 @@
 """PNG plots of layer curves (matplotlib, Agg backend: no display needed).
 
 - layer curves: one line per checkpoint, value against layer, for one measure;
-- heatmap: layer x pretraining step for one strategy and measure;
+- heatmap: layer x pretraining step for one run and measure, its phases marked;
 - strategies side by side: one panel per strategy, its checkpoints' curves coloured by step.
 """
 
@@ -46,18 +46,38 @@ def plot_layer_curves(measure: str, curves: Mapping[str, Sequence[float]], path:
     _save(fig, path)
 
 
+def phase_spans(phases: Sequence[int | None]) -> list[tuple[int | None, int, int]]:
+    """(phase, first column, last column) of each run of equal phases, in column order."""
+    spans: list[tuple[int | None, int, int]] = []
+    for column, phase in enumerate(phases):
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], column)
+        else:
+            spans.append((phase, column, column))
+    return spans
+
+
 def plot_heatmap(
-    measure: str, strategy: str, steps: Sequence[int], matrix: np.ndarray, path: str | os.PathLike
+    measure: str, run: str, steps: Sequence[int], matrix: np.ndarray, path: str | os.PathLike,
+    phases: Sequence[int | None] | None = None,
 ) -> None:
-    """``matrix`` is (layers, checkpoints): column j belongs to pretraining step ``steps[j]``."""
+    """``matrix`` is (layers, checkpoints): column j belongs to pretraining step ``steps[j]``, of
+    phase ``phases[j]``; a line separates the phases, each labelled on top."""
     matrix = np.asarray(matrix, dtype=float)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(steps) + 2.5), 4.2))
     image = ax.imshow(matrix, origin="lower", aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(steps)), [str(s) for s in steps], rotation=45, ha="right")
     ax.set_yticks(range(matrix.shape[0]))
+    spans = phase_spans(phases) if phases is not None else []
+    for phase, first, last in spans:
+        if first > 0:
+            ax.axvline(first - 0.5, color="white", linewidth=2)
+        if phase is not None:
+            ax.text((first + last) / 2, 1.01, f"p{phase}", transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize="small")
     ax.set_xlabel("pretraining step")
     ax.set_ylabel("layer")
-    ax.set_title(f"{measure}: {strategy}")
+    ax.set_title(f"{measure}: {run}", pad=14)
     fig.colorbar(image, ax=ax, label=measure)
     _save(fig, path)
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, SILENCE, Segment
-from espnet_hubert_ae.targets.quality import FRAME_CENTRE, FRAME_SHIFT
+from espnet_hubert_ae.model.frames import FRAME_CENTRE, FRAME_SHIFT
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from espnet_hubert_ae.data.audio import read_audio
 from espnet_hubert_ae.data.datadir import read_table
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 
@@ -160,8 +161,6 @@ def _list_digest(utterances: list[str], wavs: dict[str, str]) -> str:
 
 def _extract(source, wavs: dict[str, str], utterances: list[str], directory: Path, dtype: str,
              shard_utterances: int, digest: str) -> CacheInfo:
-    from espnet_hubert_ae.asr.decode import read_audio
-
     shard_dir = directory / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     shards = [utterances[i: i + shard_utterances] for i in range(0, len(utterances), shard_utterances)]
@@ -174,7 +173,7 @@ def _extract(source, wavs: dict[str, str], utterances: list[str], directory: Pat
             start, cpu_start = time.perf_counter(), time.process_time()
             arrays = {}
             for utt_id in shards[index]:
-                feats = source.features(read_audio(wavs[utt_id], utt_id)).numpy().astype(dtype)
+                feats = source.features(torch.from_numpy(read_audio(wavs[utt_id], utt_id=utt_id))).numpy().astype(dtype)
                 if feats.shape[0] == 0:
                     raise CacheError(f"utterance {utt_id!r} ({wavs[utt_id]}) is too short for a single frame")
                 if not np.isfinite(feats).all():

@@ -1,7 +1,7 @@
 """What the stage 8 and stage 9 command lines share: which upstreams, the data, the seeds, the cache.
 
-A command evaluates a list of upstreams (``--upstream``, the checkpoints of ``--strategy``
-runs, the ``--random_init`` control), one after the other in one process, so that ESPnet is
+A command evaluates a list of upstreams (``--upstream``, the checkpoints of ``--run``
+pretraining runs, the ``--random_init`` control), one after the other in one process, so that ESPnet is
 imported once; ``--nj N --job J`` takes every N-th of them from the J-th, for N parallel jobs.
 """
 
@@ -17,6 +17,7 @@ from espnet_hubert_ae.asr.espnet_run import TrainingError
 from espnet_hubert_ae.asr.pipeline import run_checkpoints
 from espnet_hubert_ae.asr.seeds import parse_seeds, summary_table
 from espnet_hubert_ae.utils.cli import limit_threads
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argparse.ArgumentParser:
@@ -24,14 +25,14 @@ def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argp
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--upstream", nargs="+", action="extend", default=[],
                    help="registered upstream names, checkpoint .pth files, or fbank (the log-mel control)")
-    p.add_argument("--strategy", nargs="+", action="extend", default=[],
-                   help="pretraining strategies (or runs): evaluate their registered checkpoints")
+    p.add_argument("--run", nargs="+", action="extend", default=[],
+                   help="pretraining runs (their run tags): evaluate their registered checkpoints")
     p.add_argument("--checkpoints_per_run", type=int, default=1,
-                   help="with --strategy: this many checkpoints of each run, spread over its steps, the last "
+                   help="with --run: this many checkpoints of each run, spread over its steps, the last "
                         "included (1: the last only)")
     p.add_argument("--random_init", default=None,
                    help="also evaluate this checkpoint as the random-init control (see bin/random_init)")
-    p.add_argument("--config", type=Path, default=Path(config), help="ESPnet ASR config template")
+    p.add_argument("--config", default=config, help="ESPnet ASR config template: a preset (conf/asr/) or a YAML")
     p.add_argument("--train_set", type=Path, required=True, help="labelled training data directory")
     p.add_argument("--valid_set", type=Path, required=True, help="validation data directory (model selection)")
     p.add_argument("--eval_sets", type=Path, nargs="+", required=True, help="data directories to decode and score")
@@ -59,23 +60,24 @@ def add_cache_options(p: argparse.ArgumentParser) -> None:
 def upstream_list(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     """(upstream, control) pairs named by the options, in order, each once."""
     items = [(u, None) for u in args.upstream]
-    for strategy in args.strategy:
-        items += [(name, None) for name in run_checkpoints(strategy, args.checkpoints_per_run)]
+    for run in args.run:
+        items += [(name, None) for name in run_checkpoints(run, args.checkpoints_per_run)]
     if args.random_init:
         items.append((args.random_init, "random_init"))
     if not items:
-        raise ValueError("nothing to evaluate: give --upstream, --strategy or --random_init")
+        raise ValueError("nothing to evaluate: give --upstream, --run or --random_init")
     return list(dict.fromkeys(items))
 
 
 def run_experiment_cli(args: argparse.Namespace, run: Callable[..., dict],
                        variants: Callable[[str, str | None], list] = lambda upstream, control: [None]) -> int:
     """``run(args, upstream, control, variant)`` for this job's share of the upstreams and
-    their ``variants`` (e.g. the layers reset before fine-tuning), printing each summary. A
-    failed training is reported as one line naming its log, and the rest still runs; the exit
-    status is 1 if any failed."""
+    their ``variants`` (e.g. the layers reset before fine-tuning), printing each summary, with
+    ``--config`` resolved to its file. A failed training is reported as one line naming its
+    log, and the rest still runs; the exit status is 1 if any failed."""
     if not 1 <= args.job <= args.nj:
         raise ValueError(f"--job {args.job} must be between 1 and --nj {args.nj}")
+    args.config = resolve_preset("asr", args.config)
     args.seeds = parse_seeds(args.seeds)
     limit_threads()
     work = [(u, c, v) for u, c in upstream_list(args) for v in variants(u, c)][args.job - 1:: args.nj]

@@ -16,17 +16,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
 from typing import Callable
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from espnet_hubert_ae.asr.espnet_run import SetData
 from espnet_hubert_ae.asr.tokens import BLANK, CHARS, Units
-from espnet_hubert_ae.data.datadir import SAMPLE_RATE, DataDirError, read_table
+from espnet_hubert_ae.data.audio import read_audio
+from espnet_hubert_ae.data.datadir import DataDirError, read_table
 from espnet_hubert_ae.utils.fileio import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -73,23 +72,11 @@ def greedy_ctc(model, speech: torch.Tensor) -> list[int]:
     return [int(i) for i in ids if int(i) != 0]
 
 
-def read_audio(path: str, utt_id: str) -> torch.Tensor:
-    try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=False)
-    except Exception as err:  # soundfile raises several types for unreadable files
-        raise DataDirError(f"utterance {utt_id!r}: cannot read audio {path}: {err}") from None
-    if rate != SAMPLE_RATE:
-        raise DataDirError(f"utterance {utt_id!r}: {path} is {rate} Hz, not {SAMPLE_RATE} Hz")
-    if audio.ndim != 1:
-        raise DataDirError(f"utterance {utt_id!r}: {path} is not mono")
-    return torch.from_numpy(audio)
-
-
 def speech_reader(data: SetData) -> Callable[[str], torch.Tensor]:
     """``utterance -> model input``: a waveform, or the utterance's cached features (float32)."""
     if data.speech_type == "sound":
         wavs = read_table(data.speech)
-        return lambda utt_id: read_audio(wavs[utt_id], utt_id)
+        return lambda utt_id: torch.from_numpy(read_audio(wavs[utt_id], utt_id=utt_id))
     if data.speech_type == "kaldi_ark":
         import kaldiio
 

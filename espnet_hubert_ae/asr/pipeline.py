@@ -32,49 +32,23 @@ from espnet_hubert_ae.asr.tokens import CHARS, PHONES, Units
 from espnet_hubert_ae.utils.fileio import done_marker
 
 
-def run_checkpoints(strategy: str, count: int = 1, registry: str | os.PathLike | None = None) -> list[str]:
-    """Registered names of ``count`` checkpoints of ``strategy``'s run, spread evenly over its
-    steps (the nearest to ``k / count`` of the last step, k = 1..count), the last one included;
-    fewer when the run kept fewer. Checkpoints are ordered by phase, then step."""
-    from espnet_hubert_ae.upstream.registry import UpstreamError, find_registry, read_registry
+def run_checkpoints(run: str, count: int = 1, registry: str | os.PathLike | None = None) -> list[str]:
+    """Registered names of ``count`` checkpoints of pretraining run ``run`` (its run tag),
+    spread evenly over its steps (the nearest to ``k / count`` of the last step, k = 1..count),
+    the last one included; fewer when the run kept fewer. The untrained step-0 snapshot is left
+    out: it is the random-init control. Checkpoints are ordered by phase, then step."""
+    from espnet_hubert_ae.upstream.registry import open_registry
 
     if count < 1:
         raise ValueError(f"--checkpoints_per_run must be at least 1, not {count}")
-    registry_path = Path(registry) if registry else find_registry()
-    if registry_path is None:
-        raise UpstreamError(f"no upstream registry to find strategy '{strategy}' in: run stage 6 first "
-                            "(or give checkpoints explicitly)")
-    registered = read_registry(registry_path).values()
-    entries = [e for e in registered if strategy in (e.strategy, e.experiment)]
-    if not entries:
-        known = sorted({e.strategy for e in registered})
-        raise UpstreamError(f"{registry_path}: no checkpoint of strategy '{strategy}' is registered "
-                            f"(registered strategies: {', '.join(known) or 'none'})")
-
-    def order(entry):
-        digits = "".join(c for c in entry.phase if c.isdigit())
-        return (int(digits) if digits else -1, entry.step)
-
-    entries.sort(key=order)
-    last = entries[-1].step
-    chosen = {entries[-1].name: None}
+    registered = open_registry(registry)
+    last = registered.last(run)  # fails listing the registered runs when ``run`` has none
+    refs = sorted((r for r in registered.values() if r.run == run and r.step), key=lambda r: (r.phase, r.step))
+    chosen = {last.name}
     for k in range(1, count):
-        target = last * k / count
-        chosen.setdefault(min(entries, key=lambda e: (abs(e.step - target), order(e))).name, None)
-    return sorted(chosen, key=lambda name: order(next(e for e in entries if e.name == name)))
-
-
-def final_upstream(strategy: str, registry: str | os.PathLike | None = None) -> str:
-    """Registered name of the last checkpoint (latest phase, then step) of ``strategy``."""
-    return run_checkpoints(strategy, 1, registry)[-1]
-
-
-def upstream_tag(upstream: str) -> str:
-    """A directory name for an upstream: its registered name, or checkpoint folder + stem."""
-    path = Path(upstream)
-    if path.suffix == ".pth":
-        return f"{path.parent.name}_{path.stem}"
-    return upstream.replace("/", "_")
+        target = last.step * k / count
+        chosen.add(min(refs, key=lambda r: (abs(r.step - target), r.phase, r.step)).name)
+    return [r.name for r in refs if r.name in chosen] or [last.name]
 
 
 def _transcripts(datadirs: Sequence[Path], units: Units, exp_dir: Path,

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from espnet_hubert_ae.asr.seeds import SUMMARY
+from espnet_hubert_ae.upstream.registry import CheckpointRef, Registry, read_registry
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +46,17 @@ class DownstreamResult:
         return self.control or self.run or self.upstream
 
 
-def _registry_entry(summary: dict, registry: dict):
+def _registry_entry(summary: dict, registry: Registry) -> CheckpointRef | None:
     upstream = str(summary.get("upstream"))
     if upstream in registry:
         return registry[upstream]
     checkpoint = summary.get("checkpoint") or (summary.get("identity") or {}).get("checkpoint")
-    if checkpoint:
-        resolved = Path(checkpoint).resolve()
-        return next((e for e in registry.values() if Path(e.checkpoint).resolve() == resolved), None)
-    return None
+    return registry.registered(checkpoint) if checkpoint else None
 
 
-def collect_downstream(exp_root: str | Path, registry: dict | None = None) -> list[DownstreamResult]:
-    """Every finished evaluation under ``exp_root`` (a recipe's exp/), named with ``registry``
-    (name -> :class:`~espnet_hubert_ae.upstream.registry.RegistryEntry`)."""
-    registry = registry or {}
+def collect_downstream(exp_root: str | Path, registry: Registry | None = None) -> list[DownstreamResult]:
+    """Every finished evaluation under ``exp_root`` (a recipe's exp/), named with ``registry``."""
+    registry = registry if registry is not None else Registry()
     found = []
     for kind, folder in KIND_ROOTS.items():
         for path in sorted((Path(exp_root) / folder).glob(f"**/{SUMMARY}")):
@@ -68,7 +65,7 @@ def collect_downstream(exp_root: str | Path, registry: dict | None = None) -> li
             reset = summary.get("reset_top_layers")
             found.append(DownstreamResult(
                 kind=summary.get("kind", kind), upstream=str(summary.get("upstream")), control=summary.get("control"),
-                run=entry.experiment if entry else None, step=entry.step if entry else None,
+                run=entry.run if entry else None, step=entry.step if entry else None,
                 train_set=Path(str(summary.get("train_set", "?"))).name,
                 reset_top_layers=None if reset is None else int(reset), seeds=list(summary.get("seeds", [])),
                 sets=summary.get("sets", {}), config=Path(str(summary.get("template", "?"))).stem,
@@ -77,20 +74,11 @@ def collect_downstream(exp_root: str | Path, registry: dict | None = None) -> li
     return found
 
 
-def final_checkpoints(registry: dict) -> dict[str, str]:
-    """Run -> the name of its last registered checkpoint (highest step)."""
-    last: dict[str, tuple[int, str]] = {}
-    for name, entry in registry.items():
-        if entry.step >= last.get(entry.experiment, (-1, ""))[0]:
-            last[entry.experiment] = (entry.step, name)
-    return {run: name for run, (_, name) in last.items()}
-
-
-def downstream_json(results: list[DownstreamResult], registry: dict, eval_set: str = "dev_clean") -> dict:
+def downstream_json(results: list[DownstreamResult], registry: Registry, eval_set: str = "dev_clean") -> dict:
     """``{"asr": {...}, "pr": {...}}`` of results.json: per control and per run's final
     checkpoint, on ``eval_set``. Where one name was evaluated with several configs, the most
     recently finished evaluation is kept (a warning says so)."""
-    finals = {registry[name].checkpoint for name in final_checkpoints(registry).values()}
+    finals = {ref.checkpoint for ref in registry.last_per_run().values()}
     out: dict[str, dict] = {"asr": {}, "pr": {}}
     chosen: dict[tuple[str, str], DownstreamResult] = {}
     for result in results:
@@ -122,8 +110,6 @@ def downstream_json(results: list[DownstreamResult], registry: dict, eval_set: s
 
 def downstream_results(exp_root: str | Path = "exp", eval_set: str = "dev_clean") -> dict:
     """The ``asr`` and ``pr`` parts of results.json for a recipe's exp/ directory."""
-    from espnet_hubert_ae.upstream.registry import read_registry
-
     registry_path = Path(exp_root) / "upstreams.json"
-    registry = read_registry(registry_path) if registry_path.is_file() else {}
+    registry = read_registry(registry_path) if registry_path.is_file() else Registry()
     return downstream_json(collect_downstream(exp_root, registry), registry, eval_set)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from espnet_hubert_ae.model.hubert import conv_layers_of, hidden_states, load_pretrain_model, num_layers, wav2vec2_of
+from espnet_hubert_ae.utils.naming import upstream_tag
 
 FBANK = "fbank"
 FBANK_BINS = 80
@@ -67,7 +68,6 @@ class CheckpointSource:
     that checking a finished cache against it costs only the file digest)."""
 
     def __init__(self, name: str):
-        from espnet_hubert_ae.asr.pipeline import upstream_tag
         from espnet_hubert_ae.upstream.registry import resolve_upstream
 
         self.name = name

@@ -34,6 +34,7 @@ from espnet_hubert_ae.asr.espnet_run import SetData
 from espnet_hubert_ae.asr.experiment import AsrExperiment, run_experiment
 from espnet_hubert_ae.asr.seeds import parse_seeds
 from espnet_hubert_ae.asr.sources import CheckpointSource
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="pretraining checkpoint .pth (config.yaml beside) or name")
     p.add_argument("--train_set", type=Path, required=True, help="labelled training data directory")
     p.add_argument("--eval_set", type=Path, required=True, help="validation and evaluation data directory")
-    p.add_argument("--config", type=Path, default=Path("conf/asr/superb_tiny.yaml"), help="cached-feature template")
+    p.add_argument("--config", default="superb_tiny", help="cached-feature template, preset or YAML")
     p.add_argument("--seeds", nargs="+", default=["1 2 3"], help="seeds of the cached side (the first: live too)")
     p.add_argument("--updates", type=int, default=None, help="training updates of each side [the template's]")
     p.add_argument("--out_dir", type=Path, default=None, help="keep caches and runs here [a temporary directory]")
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     start, cpu = time.perf_counter(), time.process_time()
     caches = {d: ensure_cache(source, d, out / "features") for d in (train_dir, eval_dir)}
     extract_seconds = sum(c.extract_seconds for c in caches.values())
-    template = with_updates(load_yaml(args.config), args.updates)
+    template = with_updates(load_yaml(resolve_preset("asr", args.config)), args.updates)
     cached = cached_config(template, caches[train_dir].num_layers, caches[train_dir].layer_dim)
     live = live_config(template, source.checkpoint, source.config)
     print(f"upstream {source.checkpoint} ({caches[train_dir].num_layers} states x {caches[train_dir].layer_dim}), "

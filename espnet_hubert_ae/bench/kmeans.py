@@ -79,14 +79,14 @@ def builtin_mfcc(minutes: float, seed: int, workdir: Path) -> tuple[np.ndarray, 
         from espnet_hubert_ae.data.builtin import prepare_builtin
     except ImportError:
         return None
+    from espnet_hubert_ae.data.audio import read_utterance
     from espnet_hubert_ae.data.datadir import read_datadir
-    from espnet_hubert_ae.targets.features import read_waveform
     from espnet_hubert_ae.targets.mfcc import mfcc_features
 
     datadir = workdir / "builtin" / "data"
     prepare_builtin(datadir, minutes=minutes, seed=seed)
     utts = read_datadir(datadir / "train_pretrain")
-    frames = np.concatenate([mfcc_features(read_waveform(u)) for u in utts])
+    frames = np.concatenate([mfcc_features(read_utterance(u)) for u in utts])
     return frames, f"built-in corpus train_pretrain MFCC ({minutes:g} min, {len(utts)} utterances)"
 
 

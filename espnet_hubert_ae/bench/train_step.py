@@ -31,7 +31,7 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", help="model config in conf/model/ or a YAML")
+    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
     p.add_argument("--k", type=int, default=100, help="number of clusters (label classes)")
     p.add_argument("--batch", type=int, default=4, help="utterances per batch")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds of audio per utterance")
@@ -47,10 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_model(model_name: str, k: int, device: str):
     from espnet_hubert_ae.model.factory import pretrain_config
-    from espnet_hubert_ae.pretrain.runner import resolve_model_config
+    from espnet_hubert_ae.utils.presets import resolve_preset
     from espnet_hubert_ae.pretrain.task import PhaseHubertTask
 
-    model_config = yaml.safe_load(resolve_model_config(model_name).read_text())
+    model_config = yaml.safe_load(resolve_preset("model", model_name).read_text())
     config = pretrain_config(model_config["encoder_conf"], k)
     config["model_conf"] = {}
     torch.manual_seed(0)

@@ -3,10 +3,11 @@
     python -m espnet_hubert_ae.bin.analyse --data dump/raw/dev_clean \\
         --outdir exp/analysis/dev_clean --checkpoints all --reference_strategy baseline
     python -m espnet_hubert_ae.bin.analyse --data data/dev_clean --outdir /tmp/an \\
-        --checkpoints progressive/p2/step1200 exp/pretrain/x/model.pth --metrics mel_cca phone_probe
+        --checkpoints progressive_tiny_120/p2/step60 exp/pretrain/x/model.pth --metrics mel_cca phone_probe
 
 Checkpoints are names registered by stage 6 (``all``: every registered one) or checkpoint
-files (``config.yaml`` beside them). Per layer it computes PWCCA with the log-mel input, with
+files (``config.yaml`` beside them; a registered file goes by its name, another by its folder
+and stem). Per layer it computes PWCCA with the log-mel input, with
 phone and word identity and (given --word_embeddings) with word embeddings, a linear phone
 probe, and k-means cluster quality; writes one JSON per checkpoint and metric, a combined
 table, summary statistics and plots. Metrics already computed with the same settings are
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
@@ -26,8 +26,9 @@ logger = logging.getLogger("analyse")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from espnet_hubert_ae.analysis.runner import DEFAULT_METRICS, METRICS
+    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, METRICS, AnalysisConfig
 
+    config = AnalysisConfig()  # every default of the analysis is declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="data directory with phones.ctm / words.ctm")
     p.add_argument("--outdir", type=Path, required=True, help="analysis directory of this data set")
@@ -36,73 +37,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registry", type=Path, default=None, help="upstream registry (default: exp/upstreams.json upward)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
                    help=f"default: {' '.join(DEFAULT_METRICS)} (+ semantic_cca with --word_embeddings)")
-    p.add_argument("--max_utterances", type=int, default=500, help="utterances analysed, a seeded sample (0: all)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max_utterances", type=int, default=config.max_utterances,
+                   help="utterances analysed, a seeded sample (0: all)")
+    p.add_argument("--seed", type=int, default=config.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
     p.add_argument("--blas_threads", type=int, default=1,
                    help="BLAS threads of the metrics' linear algebra (more only on an otherwise idle machine)")
-    p.add_argument("--layer_group", type=int, default=None,
+    p.add_argument("--layer_group", type=int, default=config.layer_group,
                    help="layers per pass over the data (bounds memory on large sets; default: all in one pass)")
     g = p.add_argument_group("CCA protocol")
-    g.add_argument("--n_folds", type=int, default=10)
-    g.add_argument("--n_trials", type=int, default=3)
-    g.add_argument("--num_phones", type=int, default=None, help="keep the N most frequent phones (default: all)")
-    g.add_argument("--rare_phones", choices=["error", "drop"], default="error",
+    g.add_argument("--n_folds", type=int, default=config.n_folds)
+    g.add_argument("--n_trials", type=int, default=config.n_trials)
+    g.add_argument("--num_phones", type=int, default=config.num_phones,
+                   help="keep the N most frequent phones (default: all)")
+    g.add_argument("--rare_phones", choices=["error", "drop"], default=config.rare_phones,
                    help="phones with fewer instances than folds: fail (default), or leave them out (small corpora)")
-    g.add_argument("--phone_instances", type=int, default=200, help="at most this many instances per phone")
-    g.add_argument("--num_words", type=int, default=500, help="keep the N most frequent words")
-    g.add_argument("--word_instances", type=int, default=15, help="at most this many instances per word")
+    g.add_argument("--phone_instances", type=int, default=config.phone_instances,
+                   help="at most this many instances per phone")
+    g.add_argument("--num_words", type=int, default=config.num_words, help="keep the N most frequent words")
+    g.add_argument("--word_instances", type=int, default=config.word_instances,
+                   help="at most this many instances per word")
     g.add_argument("--word_embeddings", type=Path, default=None, help="GloVe text file for the semantic view")
-    g.add_argument("--word_embedding_dim", type=int, default=None, help="expected embedding dimension")
+    g.add_argument("--word_embedding_dim", type=int, default=config.word_embedding_dim,
+                   help="expected embedding dimension")
     g = p.add_argument_group("probe and clusters")
-    g.add_argument("--probe_frames", type=int, default=10000, help="frames sampled for the probe and k-means")
-    g.add_argument("--kmeans_k", type=int, default=100, help="clusters for the cluster-quality metric")
+    g.add_argument("--probe_frames", type=int, default=config.probe_frames,
+                   help="frames sampled for the probe and k-means")
+    g.add_argument("--kmeans_k", type=int, default=config.kmeans_k, help="clusters for the cluster-quality metric")
     g = p.add_argument_group("summary")
     g.add_argument("--reference_strategy", default=None, help="strategy whose final score defines steps-to-target")
     g.add_argument("--target_layer", type=int, default=None, help="layer scored for steps-to-target (default: best)")
     return p
 
 
-def _path_name(path: Path) -> str:
-    """Results name of a checkpoint given as a file: its folder and stem."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{path.parent.name}_{path.stem}")
-
-
-def resolve_checkpoints(names: list[str], registry: Path | None) -> list:
-    """CheckpointRefs for registered names, checkpoint files, or 'all'."""
-    from espnet_hubert_ae.analysis import AnalysisError
-    from espnet_hubert_ae.analysis.runner import CheckpointRef
-    from espnet_hubert_ae.upstream.registry import find_registry, lookup, read_registry
-
-    refs = []
-    for name in names:
-        if name == "all":
-            path = registry or find_registry()
-            if path is None:
-                raise AnalysisError("--checkpoints all: no upstream registry found; register checkpoints first (stage 6)")
-            for entry in read_registry(path).values():
-                refs.append(CheckpointRef(entry.name, entry.checkpoint, entry.config, entry.strategy, entry.phase, entry.step))
-        elif Path(name).is_file():
-            path = Path(name)
-            refs.append(CheckpointRef(_path_name(path), path, path.parent / "config.yaml"))
-        else:
-            entry = lookup(name, registry)
-            refs.append(CheckpointRef(entry.name, entry.checkpoint, entry.config, entry.strategy, entry.phase, entry.step))
-    if not refs:
-        raise AnalysisError("no checkpoint to analyse (the registry is empty)")
-    unique = {}
-    for ref in refs:
-        unique.setdefault(ref.name, ref)
-    return list(unique.values())
-
-
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     limit_threads(args.num_threads)
-    from espnet_hubert_ae.analysis.report import write_report
-    from espnet_hubert_ae.analysis.runner import DEFAULT_METRICS, AnalysisConfig, DataPlan, analyse_checkpoint
+    from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, AnalysisConfig
+    from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
+    from espnet_hubert_ae.analysis.overview import write_report
+    from espnet_hubert_ae.analysis.sampling import DataPlan
+    from espnet_hubert_ae.upstream.registry import open_registry
 
     metrics = args.metrics or DEFAULT_METRICS + (("semantic_cca",) if args.word_embeddings else ())
     config = AnalysisConfig(
@@ -122,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         layer_group=args.layer_group,
         seed=args.seed,
     )
-    refs = resolve_checkpoints(args.checkpoints, args.registry)
+    refs = open_registry(args.registry).select(args.checkpoints)
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
     results = [

@@ -16,6 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
+from espnet_hubert_ae.targets.features import DEFAULT_BATCH_SECONDS
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nj", type=int, default=1, help="number of shards")
     p.add_argument("--job", type=int, default=None, help="dump only this shard (1..nj)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch_seconds", type=float, default=100.0, help="padded audio per forward pass (layers)")
+    p.add_argument("--batch_seconds", type=float, default=DEFAULT_BATCH_SECONDS,
+                   help="padded audio per forward pass (layers)")
     return p
 
 

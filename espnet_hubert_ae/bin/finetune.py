@@ -1,7 +1,7 @@
 """Stage 9: CTC fine-tuning of a whole pretrained model, optionally with its top layers reset.
 
-    python -m espnet_hubert_ae.bin.finetune --upstream progressive/p2/step1200 \\
-        --config conf/asr/finetune_10h.yaml --train_set dump/raw/train_10h \\
+    python -m espnet_hubert_ae.bin.finetune --upstream progressive_tiny_120/p2/step60 \\
+        --config finetune_10h --train_set dump/raw/train_10h \\
         --valid_set dump/raw/dev_other --eval_sets dump/raw/dev_clean dump/raw/test_clean \\
         --reset_top_layers 2 --seeds "1 2"
 
@@ -21,21 +21,22 @@ row is a fine-tuning of the untrained model (``--random_init``).
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
-from espnet_hubert_ae.asr.pipeline import run_finetune, run_frozen, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_finetune, run_frozen
 from espnet_hubert_ae.asr.sources import FBANK
 from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.utils.naming import upstream_tag
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/finetune_10h.yaml", "exp/finetune",
+    p = experiment_parser(__doc__, "finetune_10h", "exp/finetune",
                           "<exp_root>/<config name>/<upstream>/<train set>_reset<N> (fbank: <train set>_frozen)")
     p.add_argument("--reset_top_layers", type=int, nargs="+", default=[0],
                    help="re-initialise the top N transformer layers; several values: a sweep, one experiment each")
-    p.add_argument("--frozen_config", type=Path, default=Path("conf/asr/superb.yaml"),
-                   help="downstream template of the fbank row (a cached-feature SUPERB-style config)")
+    p.add_argument("--frozen_config", default="superb",
+                   help="downstream template of the fbank row, preset or YAML (a cached-feature SUPERB-style config)")
     add_cache_options(p)
     return p
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if any(n < 0 for n in args.reset_top_layers):
         raise ValueError(f"--reset_top_layers must be >= 0, not {args.reset_top_layers}")
+    args.frozen_config = resolve_preset("asr", args.frozen_config)
     return run_experiment_cli(args, _run, functools.partial(_variants, list(dict.fromkeys(args.reset_top_layers))))
 
 

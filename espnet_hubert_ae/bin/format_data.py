@@ -10,12 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from espnet_hubert_ae.utils.cli import cli_main
-
-
-def _names(values: list[str]) -> list[str]:
-    """Set names given as separate arguments or as one space-separated string."""
-    return [name for value in values for name in value.split()]
+from espnet_hubert_ae.data.format import MAX_SECONDS, MIN_SECONDS, PRETRAIN_SET, format_sets
+from espnet_hubert_ae.utils.cli import cli_main, split_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dst", type=Path, default=Path("dump/raw"), help="where the checked copies go")
     p.add_argument("--sets", nargs="+", required=True, help="sets that must exist in --src")
     p.add_argument("--optional_sets", nargs="*", default=[], help="sets formatted only if --src has them")
-    p.add_argument("--filter_sets", nargs="*", default=["train_pretrain"], help="sets filtered by length")
-    p.add_argument("--min_seconds", type=float, default=1.0, help="shorter utterances are excluded (filter_sets)")
-    p.add_argument("--max_seconds", type=float, default=30.0, help="longer utterances are excluded (filter_sets)")
+    p.add_argument("--filter_sets", nargs="*", default=[PRETRAIN_SET], help="sets filtered by length")
+    p.add_argument("--min_seconds", type=float, default=MIN_SECONDS,
+                   help="shorter utterances are excluded (filter_sets)")
+    p.add_argument("--max_seconds", type=float, default=MAX_SECONDS,
+                   help="longer utterances are excluded (filter_sets)")
     p.add_argument("--nj", type=int, default=1, help="parallel decoding processes")
     return p
 
@@ -34,14 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from espnet_hubert_ae.data.format import format_sets
-
     format_sets(
         args.src,
         args.dst,
-        _names(args.sets),
-        optional_sets=_names(args.optional_sets),
-        filter_sets=_names(args.filter_sets),
+        split_names(args.sets),
+        optional_sets=split_names(args.optional_sets),
+        filter_sets=split_names(args.filter_sets),
         min_seconds=args.min_seconds,
         max_seconds=args.max_seconds,
         nj=args.nj,

@@ -22,6 +22,7 @@ import logging
 import os
 from pathlib import Path
 
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 logger = logging.getLogger(__name__)
@@ -45,12 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature_root", type=Path, default=None, help="feature dumps [<out_root>/features]")
     p.add_argument("--frames_from", type=Path, default=None,
                    help="model config (YAML) whose conv stack sets the label count [HuBERT Base's]")  # fmt: skip
-    p.add_argument("--portion", type=float, default=0.1, help="share of train utterances k-means is fitted on")
+    p.add_argument("--portion", type=float, default=KMEANS_PORTION,
+                   help="share of train utterances k-means is fitted on")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--nj", type=int, default=1, help="feature shards (and worker processes on CPU)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] for layer features and k-means")
     p.add_argument("--engine", choices=["faiss", "sklearn"], default="faiss", help="k-means engine")
-    p.add_argument("--max_iter", type=int, default=30, help="faiss engine: Lloyd passes at most")
+    p.add_argument("--max_iter", type=int, default=DEFAULT_MAX_ITER, help="faiss engine: Lloyd passes at most")
     p.add_argument("--print_k", action="store_true", help="print the K that --k resolves to and exit")
     return p
 
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads: spinning OpenMP stalls 2 cores
     limit_threads()
     from espnet_hubert_ae.model.hubert import frame_counter
-    from espnet_hubert_ae.targets.pipeline import make_targets, target_tag
+    from espnet_hubert_ae.targets.pipeline import make_targets
+    from espnet_hubert_ae.utils.naming import target_tag
 
     for option in ("datadir", "sets", "train_set"):
         if getattr(args, option) is None:
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     source = build_source(args)
     if args.train_set not in args.sets:
         raise ValueError(f"--train_set {args.train_set} is not among --sets ({' '.join(args.sets)})")
-    out_dir = args.out_root / target_tag(strategy_name(args.strategy), args.phase, source, k)
+    out_dir = args.out_root / target_tag(strategy_name(args.strategy), args.phase, source.name, k)
     result = make_targets(
         sets={name: args.datadir / name for name in args.sets},
         train_set=args.train_set,

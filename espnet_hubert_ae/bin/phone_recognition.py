@@ -1,15 +1,16 @@
 """Stage 8: SUPERB's phoneme-recognition probe (PR) on a frozen upstream.
 
-    python -m espnet_hubert_ae.bin.phone_recognition --upstream fbank progressive/p2/step1200 \\
-        --config conf/asr/pr_tiny.yaml --train_set dump/raw/train_1h --valid_set dump/raw/dev_clean \\
-        --eval_sets dump/raw/dev_clean --alignment_dirs data --seeds "1 2"
+    python -m espnet_hubert_ae.bin.phone_recognition --upstream fbank progressive_tiny_120/p2/step60 \\
+        --config pr_tiny --train_set dump/raw/train_1h --valid_set dump/raw/dev_clean \\
+        --eval_sets dump/raw/dev_clean --seeds "1 2"
 
 For each upstream (as in ``superb_asr``), a learnable softmax-weighted sum of its hidden
-states (or of ``fbank``, the 80-d log-mel control) feeds a single linear layer trained with CTC over phones, once per seed, on
-the same feature cache as ``superb_asr``; sets are decoded greedily and scored by phone error
-rate (PER) and empty hypotheses. References are the phones of each set's ``phones.ctm``
-without silence: in the data directory itself, else in ``<alignment dir>/<set name>/``.
-Results go to ``<exp_dir>/seed<N>/`` and, over the seeds, to ``<exp_dir>/summary.{json,md}``.
+states (or of ``fbank``, the 80-d log-mel control) feeds a single linear layer trained with CTC
+over phones, once per seed, on the same feature cache as ``superb_asr``; sets are decoded
+greedily and scored by phone error rate (PER) and empty hypotheses. References are the phones
+of each set's ``phones.ctm`` without silence: in the data directory itself (stage 3 writes
+them there), else in ``<alignment dir>/<set name>/``. Results go to ``<exp_dir>/seed<N>/``
+and, over the seeds, to ``<exp_dir>/summary.{json,md}``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
-from espnet_hubert_ae.asr.pipeline import run_frozen, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_frozen
 from espnet_hubert_ae.asr.tokens import PHONES
 from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/pr.yaml", "exp/pr", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, "pr", "exp/pr", "<exp_root>/<config name>/<upstream>")
     add_cache_options(p)
     p.add_argument("--alignment_dirs", type=Path, nargs="*", default=[],
                    help="where to look for <set name>/phones.ctm when a data directory has none")

@@ -1,9 +1,14 @@
-"""Stage 3: phone/word alignments (CTM) of the analysis sets, written or checked.
+"""Stage 3: phone/word alignments (CTM) of the analysis sets, written into the stage 2 sets.
 
-    # LibriSpeech: Montreal-Forced-Aligner TextGrids -> data/<set>/{phones,words}.ctm -> dump/raw/<set>/
-    python -m espnet_hubert_ae.bin.prepare_alignments --data librispeech --alignments /corpora/mfa_librispeech
-    # built-in corpus: the CTMs come from stage 1; check that they tile every utterance
-    python -m espnet_hubert_ae.bin.prepare_alignments --data builtin
+    # LibriSpeech: Montreal-Forced-Aligner TextGrids -> dump/raw/<set>/{phones,words}.ctm
+    python -m espnet_hubert_ae.bin.prepare_alignments --data librispeech --alignments /corpora/mfa_librispeech \\
+        --sets dev_clean test_clean
+    # built-in corpus: the synthesiser's timings (stage 1) -> dump/raw/<set>/, checked to tile every utterance
+    python -m espnet_hubert_ae.bin.prepare_alignments --data builtin --sets dev_clean test_clean
+
+Alignments have one home, the stage 2 set (for its kept utterances only); a set that stage 2
+rewrote loses them until this stage runs again. A set missing from ``--dumpdir`` (an optional
+set the corpus lacks) is skipped with a note.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.data.alignments import TEXTGRID_TOLERANCE
+from espnet_hubert_ae.utils.cli import cli_main, split_names
 from espnet_hubert_ae.utils.fileio import atomic_write_text
 
 logger = logging.getLogger("prepare_alignments")
 
-_DONE = ".alignments.done"  # in data/<set>/: the TextGrid folder its CTMs were written from
-EVAL_SETS = ["dev_clean", "dev_other", "test_clean", "test_other"]
+_DONE = ".alignments.done"  # in dump/raw/<set>/: the TextGrid folder its CTMs were written from
 _HOW_TO = (
     "the layerwise analysis (stage 7) needs phone and word alignments of the dev/test sets: "
     "set LIBRISPEECH_ALIGNMENTS in egs2/librilight_ae/db.sh to a folder of Montreal-Forced-Aligner "
@@ -29,32 +34,37 @@ _HOW_TO = (
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["builtin", "librispeech"], default="builtin")
-    p.add_argument("--datadir", type=Path, default=Path("data"), help="stage 1 data directories")
+    p.add_argument("--datadir", type=Path, default=Path("data"), help="stage 1 data directories (built-in timings)")
     p.add_argument("--dumpdir", type=Path, default=Path("dump/raw"), help="stage 2 data directories")
-    p.add_argument("--sets", nargs="+", default=EVAL_SETS, help="sets to align (names, or one quoted list)")
+    p.add_argument("--sets", nargs="+", required=True, help="sets to align (names, or one quoted list)")
     p.add_argument("--alignments", default="", help="TextGrid folder (db.sh: LIBRISPEECH_ALIGNMENTS); empty: none")
-    p.add_argument("--tolerance", type=float, default=0.05, help="seconds a TextGrid may overrun its audio")
+    p.add_argument("--tolerance", type=float, default=TEXTGRID_TOLERANCE,
+                   help="seconds a TextGrid may overrun its audio")
     return p
 
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sets = [name for value in args.sets for name in value.split()]
+    sets = split_names(args.sets)
+    present = [name for name in sets if (args.dumpdir / name / "wav.scp").is_file()]
+    for name in sorted(set(sets) - set(present)):
+        logger.info("%s: not in %s (stage 2 skipped it, or has not run): no alignments for it", name, args.dumpdir)
     if args.data == "builtin":
-        check_builtin(args.dumpdir, sets)
+        copy_builtin(args.datadir, args.dumpdir, present)
     else:
-        align_librispeech(args.alignments, args.datadir, args.dumpdir, sets, tolerance=args.tolerance)
+        align_librispeech(args.alignments, args.dumpdir, present, tolerance=args.tolerance)
     return 0
 
 
-def check_builtin(dumpdir: Path, sets: list[str]) -> None:
-    """The built-in corpus' CTMs (from stage 1, copied by stage 2) must tile every utterance."""
-    from espnet_hubert_ae.data.alignments import AlignmentError, check_alignments
+def copy_builtin(datadir: Path, dumpdir: Path, sets: list[str]) -> None:
+    """The built-in corpus' CTMs (stage 1) for the utterances stage 2 kept; they must tile each one."""
+    from espnet_hubert_ae.data.alignments import AlignmentError, check_alignments, copy_alignments
 
     for name in sets:
-        if not (dumpdir / name / "wav.scp").is_file():
-            raise FileNotFoundError(f"{dumpdir / name} is missing: run stage 2 first")
+        if not (datadir / name / "phones.ctm").is_file():
+            raise FileNotFoundError(f"{datadir / name}/phones.ctm is missing: run stage 1 (it writes the timings)")
+        copy_alignments(datadir / name, dumpdir / name)
         report = check_alignments(dumpdir / name)
         logger.info(report.summary())
         if not report.ok:
@@ -62,10 +72,9 @@ def check_builtin(dumpdir: Path, sets: list[str]) -> None:
             raise AlignmentError(f"{dumpdir / name}: alignments do not cover the utterances: {examples}")
 
 
-def align_librispeech(alignments: str, datadir: Path, dumpdir: Path, sets: list[str], *, tolerance: float) -> None:
-    """Write CTMs from TextGrids and copy them to the stage 2 sets; without TextGrids, warn and skip."""
+def align_librispeech(alignments: str, dumpdir: Path, sets: list[str], *, tolerance: float) -> None:
+    """Write CTMs from TextGrids into the stage 2 sets; without TextGrids, warn and skip."""
     from espnet_hubert_ae.data.alignments import align_set, check_alignments, index_textgrids
-    from espnet_hubert_ae.data.format import copy_ctms
 
     if not alignments:
         logger.warning("no alignments (LIBRISPEECH_ALIGNMENTS is empty): skipping stage 3; %s", _HOW_TO)
@@ -73,11 +82,8 @@ def align_librispeech(alignments: str, datadir: Path, dumpdir: Path, sets: list[
     root = Path(alignments)
     if not root.is_dir():
         raise FileNotFoundError(f"LIBRISPEECH_ALIGNMENTS={alignments} is not a folder: fix it in egs2/librilight_ae/db.sh")
-    for name in sets:
-        if not (datadir / name / "wav.scp").is_file():
-            raise FileNotFoundError(f"{datadir / name} is missing: run stage 1 first")
     fingerprint = f"{root.resolve()} tolerance={tolerance}\n"
-    todo = [name for name in sets if not _aligned_already(datadir / name, fingerprint)]
+    todo = [name for name in sets if not _aligned_already(dumpdir / name, fingerprint)]
     textgrids = index_textgrids(root) if todo else {}
     if todo and not textgrids:
         logger.warning("no *.TextGrid files under %s: skipping stage 3; %s", root, _HOW_TO)
@@ -85,17 +91,14 @@ def align_librispeech(alignments: str, datadir: Path, dumpdir: Path, sets: list[
     if todo:
         logger.info("%d TextGrids under %s", len(textgrids), root)
     for name in sets:
+        setdir = dumpdir / name
         if name in todo:
-            aligned, unaligned = align_set(datadir / name, textgrids, tolerance=tolerance)
-            atomic_write_text(datadir / name / _DONE, fingerprint)
-            _log_unaligned(name, aligned, unaligned, datadir / name / "unaligned.tsv")
+            aligned, unaligned = align_set(setdir, textgrids, tolerance=tolerance)
+            atomic_write_text(setdir / _DONE, fingerprint)
+            _log_unaligned(name, aligned, unaligned, setdir / "unaligned.tsv")
         else:
-            logger.info("%s: already aligned from %s (%s)", name, root, datadir / name / _DONE)
-        if not (dumpdir / name / "wav.scp").is_file():
-            logger.warning("%s: %s is missing, CTMs not copied: run stage 2, then stage 3 again", name, dumpdir / name)
-            continue
-        copy_ctms(datadir / name, dumpdir / name)
-        report = check_alignments(dumpdir / name, tolerance=0.02)
+            logger.info("%s: already aligned from %s (%s)", name, root, setdir / _DONE)
+        report = check_alignments(setdir, tolerance=0.02)
         logger.info(report.summary())
         unknown = report.unknown_phones()
         if unknown:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from espnet_hubert_ae.utils.cli import cli_main, limit_threads
+from espnet_hubert_ae.utils.cli import cli_main, limit_threads, split_names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("LibriSpeech / Libri-light (paths from db.sh)")
     g.add_argument("--librispeech", type=Path, default=None, help="LibriSpeech root (db.sh: LIBRISPEECH)")
     g.add_argument("--pretrain_splits", nargs="+", default=["train-clean-100"])
+    g.add_argument("--eval_sets", nargs="*", default=None,
+                   help="evaluation sets to prepare, each required (default: every one the corpus has)")
+    g.add_argument("--finetune_sets", nargs="*", default=None,
+                   help="Libri-light sets to prepare, each required (default: every one the corpus has)")
     g.add_argument("--librilight_limited", type=Path, default=None, help="db.sh: LIBRILIGHT_LIMITED")
     g.add_argument("--librilight_unlab", type=Path, default=None, help="db.sh: LIBRILIGHT_UNLAB")
     g.add_argument("--unlab_subset", default=None, help="small, medium or large")
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             args.datadir,
             librispeech=args.librispeech,
             pretrain_splits=args.pretrain_splits,
+            eval_sets=split_names(args.eval_sets) or None,
+            finetune_sets=split_names(args.finetune_sets) or None,
             librilight_limited=args.librilight_limited,
             librilight_unlab=args.librilight_unlab,
             unlab_subset=args.unlab_subset,

@@ -3,8 +3,9 @@
     python -m espnet_hubert_ae.bin.pretrain --strategy progressive --model tiny \\
         --datadir dump/raw --train_set train_pretrain --valid_set dev_clean --pretrain_steps 120
 
-``--strategy`` is a preset of conf/strategy/ (baseline, warmstart, height, progressive) or a
-schedule YAML; ``--model`` a config of conf/model/ (tiny, base, large) or a YAML. Outputs go to
+``--strategy`` is a strategy preset (baseline, warmstart, height, progressive) or a schedule
+YAML; ``--model`` a model preset (tiny, base, large) or a config YAML. Presets ship with the
+package (``espnet_hubert_ae/conf/``, which the recipe's ``conf/`` links to). Outputs go to
 ``exp/pretrain/<strategy>_<model>[_<steps>]/`` (see ``espnet_hubert_ae.pretrain.runner``).
 Rerunning the same command after an interruption resumes: finished phases are skipped and the
 phase in progress continues from its last checkpoint.
@@ -42,28 +43,44 @@ compare their weights at the end of every phase (``phase<N>/ddp_weights.json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 from pathlib import Path
 
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from espnet_hubert_ae.pretrain.runner import PretrainJob
+    from espnet_hubert_ae.pretrain.schedule import BUDGET_MODES
+
+    job = {f.name: f.default for f in dataclasses.fields(PretrainJob)}  # the defaults, declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--strategy", required=True, help="preset name in conf/strategy/ or a schedule YAML")
-    p.add_argument("--model", default="tiny", help="model config in conf/model/ or a YAML")
+    p.add_argument("--strategy", required=True, help="strategy preset or a schedule YAML")
+    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
     p.add_argument("--datadir", type=Path, default=Path("dump/raw"), help="directory holding the data sets")
     p.add_argument("--train_set", default="train_pretrain")
     p.add_argument("--valid_set", default="dev_clean")
-    p.add_argument("--exp_root", type=Path, default=Path("exp/pretrain"))
-    p.add_argument("--targets_root", type=Path, default=Path("dump/targets"), help="where labels and features go")
-    p.add_argument("--pretrain_steps", type=int, default=None, help="total steps; phases scale proportionally")
-    p.add_argument("--checkpoint_interval", type=int, default=None,
+    p.add_argument("--exp_root", type=Path, default=job["exp_root"])
+    p.add_argument("--targets_root", type=Path, default=job["targets_root"], help="where labels and features go")
+    p.add_argument("--pretrain_steps", type=int, default=job["pretrain_steps"],
+                   help="budget in steps (default: the schedule's own); phases scale proportionally, see --budget")
+    p.add_argument("--budget", choices=BUDGET_MODES, default="ratio",
+                   help="ratio: one factor scales every strategy, the one giving --budget_reference --pretrain_steps "
+                        "steps (strategies keep their schedule files' ratios); equal: every strategy gets --pretrain_steps")
+    p.add_argument("--budget_reference", default=None,
+                   help="strategy that gets exactly --pretrain_steps with --budget ratio (default: this one)")
+    p.add_argument("--checkpoint_interval", type=int, default=job["checkpoint_interval"],
                    help="steps between resumable checkpoints (default: the model config's num_iters_per_epoch)")
-    p.add_argument("--ngpu", type=int, default=0)
-    p.add_argument("--nj", type=int, default=1, help="parallel jobs for features")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--kmeans_portion", type=float, default=0.1, help="portion of the training set k-means fits on")
-    p.add_argument("--launcher", default=None, help="command that launches training workers, e.g. torchrun ...")
+    p.add_argument("--valid_seconds", type=float, default=job["valid_seconds"],
+                   help="audio of the validation subset scored at every checkpoint (0: the whole set)")
+    p.add_argument("--ngpu", type=int, default=job["ngpu"])
+    p.add_argument("--nj", type=int, default=job["nj"], help="parallel jobs for features")
+    p.add_argument("--seed", type=int, default=job["seed"])
+    p.add_argument("--kmeans_portion", type=float, default=job["kmeans_portion"],
+                   help="portion of the training set k-means fits on")
+    p.add_argument("--launcher", default=job["launcher"],
+                   help="command that launches training workers, e.g. torchrun ...")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then options passed to ESPnet's trainer")
     return p
 
@@ -71,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # faiss' OpenMP threads must not spin
     limit_threads()
     from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, run_schedule
+    from espnet_hubert_ae.pretrain.schedule import budget_steps
 
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
     sets = {name: args.datadir / name for name in (args.train_set, args.valid_set)}
@@ -81,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"data set {name}: {path}/wav.scp not found (run the earlier stages)")
     job = PretrainJob(
         strategy=args.strategy, model=args.model, sets=sets, train_set=args.train_set, valid_set=args.valid_set,
-        exp_root=args.exp_root, targets_root=args.targets_root, pretrain_steps=args.pretrain_steps,
+        exp_root=args.exp_root, targets_root=args.targets_root,
+        pretrain_steps=budget_steps(args.strategy, args.pretrain_steps, args.budget, args.budget_reference),
+        budget=None if args.pretrain_steps is None else {
+            "mode": args.budget, "reference": args.budget_reference, "reference_steps": args.pretrain_steps},
         ngpu=args.ngpu, nj=args.nj, seed=args.seed, kmeans_portion=args.kmeans_portion,
-        checkpoint_interval=args.checkpoint_interval, train_args=train_args, launcher=args.launcher,
+        checkpoint_interval=args.checkpoint_interval, valid_seconds=args.valid_seconds or None,
+        train_args=train_args, launcher=args.launcher,
     )  # fmt: skip
     try:
         exp_dir = run_schedule(job)

@@ -1,7 +1,7 @@
 """s3prl's ``run_downstream.py`` (SUPERB downstream tasks), runnable on the project's pinned stack.
 
     python -m espnet_hubert_ae.bin.run_downstream -m train -u hubert_ae_local \\
-        -k progressive/p4/step120 -d asr -c <s3prl source>/s3prl/downstream/asr/config.yaml -p exp/superb/asr
+        -k progressive_tiny_120/p4/step120 -d asr -c <s3prl source>/s3prl/downstream/asr/config.yaml -p exp/superb/asr
 
 The task configs (``downstream/asr/config.yaml``, with the LibriSpeech paths and ``char.dict``)
 come from s3prl's source tree: the PyPI wheel does not ship them. All arguments are s3prl's own

@@ -1,15 +1,15 @@
 """Stage 8: SUPERB-style ASR on a frozen upstream, through ESPnet ASR training.
 
-    python -m espnet_hubert_ae.bin.superb_asr --upstream fbank progressive/p2/step1200 \\
-        --config conf/asr/superb_tiny.yaml --train_set dump/raw/train_10h \\
+    python -m espnet_hubert_ae.bin.superb_asr --upstream fbank progressive_tiny_120/p2/step60 \\
+        --config superb_tiny --train_set dump/raw/train_10h \\
         --valid_set dump/raw/dev_clean --eval_sets dump/raw/dev_clean dump/raw/test_clean --seeds "1 2"
 
 Each upstream (a registered name, a checkpoint .pth with config.yaml beside it, or ``fbank``,
-the 80-d log-mel control; see ``--strategy`` and ``--random_init`` for the others) stays frozen; a learnable softmax-weighted sum of all its hidden
-states feeds a BiLSTM trained with CTC over characters, once per seed; dev/test sets are
-decoded greedily and scored (WER, CER, empty hypotheses). Results go to
-``<exp_dir>/seed<N>/results.{json,md}``, their mean and standard deviation over the seeds to
-``<exp_dir>/summary.{json,md}``.
+the 80-d log-mel control; see ``--run`` and ``--random_init`` for the others) stays frozen;
+a learnable softmax-weighted sum of all its hidden states feeds a BiLSTM trained with CTC
+over characters, once per seed; dev/test sets are decoded greedily and scored (WER, CER,
+empty hypotheses). Results go to ``<exp_dir>/seed<N>/results.{json,md}``, their mean and
+standard deviation over the seeds to ``<exp_dir>/summary.{json,md}``.
 
 The template decides where the hidden states come from. ``frontend: layer_sum`` (the shipped
 ``superb*.yaml``) reads them from a feature cache, extracted once per upstream and set under
@@ -30,12 +30,13 @@ package needs the HEAR scoring dependencies.)
 from __future__ import annotations
 
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
-from espnet_hubert_ae.asr.pipeline import run_frozen, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_frozen
 from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "conf/asr/superb.yaml", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, "superb", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
     add_cache_options(p)
     p.add_argument("--upstream_name", default="hubert_ae_local",
                    help="s3prl hub entry that loads --upstream (live templates)")

@@ -2,12 +2,13 @@
 
     python -m espnet_hubert_ae.bin.upstreams register --expdir exp      # writes exp/upstreams.json
     python -m espnet_hubert_ae.bin.upstreams list                       # name, step, checkpoint
-    python -m espnet_hubert_ae.bin.upstreams show progressive/p2/step1200
+    python -m espnet_hubert_ae.bin.upstreams show progressive_tiny_120/p2/step60
 
-A registered name (or a checkpoint path) is what ``hubert_ae_local`` takes, e.g.
-``S3PRLUpstream("hubert_ae_local", path_or_url="progressive/p2/step1200")``. Names are looked
-up in ``--registry``, else ``$HUBERT_AE_REGISTRY``, else the nearest ``exp/upstreams.json``
-from the current directory upward.
+Names are ``<run>/p<phase>/step<global step>``, the run being the pretraining run's directory
+(``exp/pretrain/<run>/``). A registered name (or a checkpoint path) is what ``hubert_ae_local``
+takes, e.g. ``S3PRLUpstream("hubert_ae_local", path_or_url="progressive_tiny_120/p2/step60")``.
+Names are looked up in ``--registry``, else ``$HUBERT_AE_REGISTRY``, else the nearest
+``exp/upstreams.json`` from the current directory upward.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from espnet_hubert_ae.upstream.registry import (
     REGISTRY_RELPATH,
     collect_entries,
     find_registry,
-    lookup,
     read_registry,
     write_registry,
 )
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return register(args.expdir, args.registry)
     if args.command == "list":
         return list_upstreams(args.registry, args.json)
-    entry = lookup(args.name, _registry_in_use(args.registry))
+    entry = read_registry(_registry_in_use(args.registry)).lookup(args.name)
     print(f"checkpoint {entry.checkpoint}\nconfig {entry.config}")
     return 0
 

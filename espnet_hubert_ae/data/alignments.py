@@ -1,5 +1,9 @@
 """Stage 3: phone and word alignments for the layerwise analysis, as CTM files, and their checks.
 
+Alignments have one home: the formatted sets of stage 2 (``dump/raw/<set>/{phones,words}.ctm``),
+written by stage 3 for the utterances those sets kept. Their sources are MFA TextGrids
+(LibriSpeech) or the synthesiser's own timings in the stage 1 sets (the built-in corpus).
+
 LibriSpeech alignments come from Montreal-Forced-Aligner TextGrids (``<utt-id>.TextGrid``
 anywhere under ``LIBRISPEECH_ALIGNMENTS``, e.g. ``<spk>/<utt-id>.TextGrid``), read with praatio:
 
@@ -29,8 +33,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from espnet_hubert_ae.data.datadir import SILENCE, Segment, Utterance, read_ctm, read_datadir, write_ctm
-from espnet_hubert_ae.utils.fileio import atomic_write_text
+from espnet_hubert_ae.data.datadir import SILENCE, Segment, Utterance, read_ctm, read_datadir, read_table, write_ctm
+from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ ARPABET_39 = frozenset(
 SPOKEN_NOISE = "SPN"
 _SILENCE_MARKS = frozenset({"", "sil", "sp", "<eps>", "silence", "<sil>"})
 _MIN_GAP = 5e-4  # seconds: gaps shorter than this are rounding, not silence
+CTM_FILES = ("phones.ctm", "words.ctm")
+TEXTGRID_TOLERANCE = 0.05  # seconds a TextGrid may overrun its audio
 
 
 class AlignmentError(ValueError):
@@ -102,7 +108,7 @@ def _tier(textgrid, name: str, path: Path):
     raise AlignmentError(f"{path}: no {name!r} tier (tiers: {', '.join(textgrid.tierNames)})")
 
 
-def read_textgrid(path: Path, utt: Utterance, *, tolerance: float = 0.05) -> tuple[list[Segment], list[Segment]]:
+def read_textgrid(path: Path, utt: Utterance, *, tolerance: float = TEXTGRID_TOLERANCE) -> tuple[list[Segment], list[Segment]]:
     """Phone and word segments of one utterance from its MFA TextGrid."""
     from praatio import textgrid as praat_textgrid
 
@@ -249,7 +255,7 @@ def _word_problems(utt: Utterance, segments: Sequence[Segment], tolerance: float
 
 
 def align_set(
-    datadir: Path, textgrids: Mapping[str, Path], *, tolerance: float = 0.05
+    datadir: Path, textgrids: Mapping[str, Path], *, tolerance: float = TEXTGRID_TOLERANCE
 ) -> tuple[int, list[tuple[str, str]]]:
     """Write ``phones.ctm`` / ``words.ctm`` of ``datadir`` from TextGrids, atomically.
 
@@ -286,3 +292,25 @@ def _write_ctm_atomic(path: Path, segments: Sequence[Segment]) -> None:
     except BaseException:
         scratch.unlink(missing_ok=True)
         raise
+
+
+def copy_alignments(src: Path, dst: Path) -> dict[str, int]:
+    """Copy ``src``'s CTM files into ``dst``, keeping the lines of ``dst``'s utterances.
+
+    Returns ``{ctm file: number of utterances copied}``. Lines are copied verbatim; each file
+    is replaced atomically.
+    """
+    keep = read_table(Path(dst) / "wav.scp").keys()
+    copied = {}
+    for name in CTM_FILES:
+        if not (Path(src) / name).is_file():
+            continue
+        utts = set()
+        with open(Path(src) / name, encoding="utf-8") as fin, atomic_open(Path(dst) / name) as fout:
+            for line in fin:
+                utt = line.split(maxsplit=1)[0] if line.strip() else None
+                if utt in keep:
+                    fout.write(line if line.endswith("\n") else line + "\n")
+                    utts.add(utt)
+        copied[name] = len(utts)
+    return copied

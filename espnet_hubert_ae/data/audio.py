@@ -1,6 +1,9 @@
-"""Audio file checks: every file that enters a data directory is 16 kHz mono and readable.
+"""Audio files: the one reader of 16 kHz mono audio, and the checks of every file that enters a
+data directory.
 
-Two depths of checking, used by two stages:
+:func:`read_audio` (:func:`read_utterance` for a data-directory entry) is how every stage gets
+samples: target features, the analysis and ASR decoding. Two depths of checking, used by two
+stages:
 
 - the header (``decode=False``): fast, what stage 1 uses to fill ``utt2num_samples``;
 - every sample (``decode=True``): what stage 2 uses, catching truncated or corrupt data and
@@ -22,7 +25,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from espnet_hubert_ae.data.datadir import SAMPLE_RATE
+from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Utterance
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +36,41 @@ _DECODE_BLOCK = SAMPLE_RATE * 60
 class AudioError(ValueError):
     """An audio file that cannot be used: unreadable, corrupt, wrong format or empty."""
 
-    def __init__(self, path: str | os.PathLike, problem: str):
-        super().__init__(f"{path}: {problem}")
+    def __init__(self, path: str | os.PathLike, problem: str, utt_id: str | None = None):
+        where = f"{path}: {problem}"
+        super().__init__(where if utt_id is None else f"utterance {utt_id!r}: {where}")
         self.path = str(path)
         self.problem = problem
+        self.utt_id = utt_id
 
-    def __reduce__(self):  # rebuilt from (path, problem) when sent back from a worker process
-        return type(self), (self.path, self.problem)
+    def __reduce__(self):  # rebuilt from its fields when sent back from a worker process
+        return type(self), (self.path, self.problem, self.utt_id)
+
+
+def read_audio(path: str | os.PathLike, *, utt_id: str | None = None, num_samples: int | None = None) -> np.ndarray:
+    """The samples of a 16 kHz mono file as float32 in [-1, 1].
+
+    ``num_samples`` (an utterance's ``utt2num_samples``) is checked when given. Raises
+    :class:`AudioError` naming the file (and ``utt_id``) when it cannot be read, is not 16 kHz
+    mono, or has another length.
+    """
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, OSError) as err:  # libsndfile reports unreadable files as RuntimeError
+        problem = "file not found" if not os.path.exists(path) else f"unreadable audio ({_first_line(err)})"
+        raise AudioError(path, problem, utt_id) from None
+    if rate != SAMPLE_RATE:
+        raise AudioError(path, f"sample rate {rate} Hz, expected {SAMPLE_RATE}", utt_id)
+    if wav.ndim != 1:
+        raise AudioError(path, f"{wav.shape[1]} channels, expected mono", utt_id)
+    if num_samples is not None and len(wav) != num_samples:
+        raise AudioError(path, f"{len(wav)} samples, but utt2num_samples says {num_samples}", utt_id)
+    return wav
+
+
+def read_utterance(utt: Utterance) -> np.ndarray:
+    """The samples of a data-directory utterance, checked against its ``utt2num_samples``."""
+    return read_audio(utt.audio, utt_id=utt.utt_id, num_samples=utt.num_samples)
 
 
 def inspect_audio(path: str | os.PathLike, *, decode: bool) -> int:

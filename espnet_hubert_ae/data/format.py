@@ -6,9 +6,10 @@ is decoded once (over ``nj`` processes): a file that cannot be decoded, has NaN/
 or no longer has the length ``utt2num_samples`` records is excluded. Everything excluded, here
 or already in stage 1, is listed with its file and reason in ``dump/raw/<set>/excluded.tsv``.
 Audio is not copied: ``wav.scp`` keeps pointing at the files stage 1 found (16 kHz mono
-flac/wav, which every reader takes as is). CTM alignments are copied for the kept utterances. Each set is written atomically and marked
-``.done`` with its inputs; a set whose inputs did not change is skipped (only its CTMs are
-refreshed if stage 3 wrote newer ones).
+flac/wav, which every reader takes as is). Alignments are not copied either: stage 3 writes
+them into the formatted set, for its kept utterances only. Each set is written atomically and
+marked ``.done`` with its inputs; a set whose inputs did not change is skipped, and one whose
+inputs changed is written anew (its alignments then come again from stage 3).
 """
 
 from __future__ import annotations
@@ -21,22 +22,17 @@ from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.data.audio import AudioError, inspect_many
-from espnet_hubert_ae.data.datadir import (
-    SAMPLE_RATE,
-    DataDirError,
-    Excluded,
-    Utterance,
-    read_datadir,
-    read_table,
-    write_datadir,
-)
-from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
+from espnet_hubert_ae.data.datadir import SAMPLE_RATE, DataDirError, Excluded, Utterance, read_datadir, write_datadir
+from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
-CTM_FILES = ("phones.ctm", "words.ctm")
-# Files whose change means the set must be checked again (CTMs are only re-copied).
+# Files whose change means the set must be checked again.
 _INPUT_FILES = ("wav.scp", "utt2spk", "utt2num_samples", "text", "excluded.tsv")
+# The pretraining set's length range (seconds); evaluation and fine-tuning sets are never filtered.
+MIN_SECONDS = 1.0
+MAX_SECONDS = 30.0
+PRETRAIN_SET = "train_pretrain"
 
 
 class FormatError(ValueError):
@@ -86,28 +82,6 @@ def check_utterances(
     return kept, excluded
 
 
-def copy_ctms(src: Path, dst: Path) -> dict[str, int]:
-    """Copy ``src``'s CTM files into ``dst``, keeping the lines of ``dst``'s utterances.
-
-    Returns ``{ctm file: number of utterances copied}``. Lines are copied verbatim; each file
-    is replaced atomically.
-    """
-    keep = read_table(dst / "wav.scp").keys()
-    copied = {}
-    for name in CTM_FILES:
-        if not (src / name).is_file():
-            continue
-        utts = set()
-        with open(src / name, encoding="utf-8") as fin, atomic_open(dst / name) as fout:
-            for line in fin:
-                utt = line.split(maxsplit=1)[0] if line.strip() else None
-                if utt in keep:
-                    fout.write(line if line.endswith("\n") else line + "\n")
-                    utts.add(utt)
-        copied[name] = len(utts)
-    return copied
-
-
 def _fingerprint(src: Path, length_range: tuple[float, float] | None) -> str:
     stats = {}
     for name in _INPUT_FILES:
@@ -115,14 +89,6 @@ def _fingerprint(src: Path, length_range: tuple[float, float] | None) -> str:
             st = (src / name).stat()
             stats[name] = [st.st_size, st.st_mtime_ns]
     return json.dumps({"src": str(src.resolve()), "length_range": length_range, "inputs": stats}, sort_keys=True) + "\n"
-
-
-def _ctms_newer(src: Path, dst: Path) -> bool:
-    marker = done_marker(dst).stat().st_mtime_ns
-    return any(
-        (src / name).is_file() and (not (dst / name).is_file() or (src / name).stat().st_mtime_ns > marker)
-        for name in CTM_FILES
-    )
 
 
 def format_set(
@@ -133,11 +99,7 @@ def format_set(
     fingerprint = _fingerprint(src, length_range)
     marker = done_marker(dst)
     if marker.is_file() and marker.read_text(encoding="utf-8") == fingerprint:
-        if _ctms_newer(src, dst):
-            logger.info("%s: audio already checked; refreshing CTMs %s", dst.name, copy_ctms(src, dst))
-            atomic_write_text(marker, fingerprint)
-        else:
-            logger.info("%s: already formatted (%s), skipping", dst.name, marker)
+        logger.info("%s: already formatted (%s), skipping", dst.name, marker)
         return dst
 
     utts = read_datadir(src)
@@ -149,9 +111,8 @@ def format_set(
         raise FormatError(f"{src}: no utterance left to write to {dst} ({len(excluded)} excluded, e.g. {examples})")
 
     write_datadir(dst, kept, excluded=read_excluded(src / "excluded.tsv") + excluded)
-    copied = copy_ctms(src, dst)
     atomic_write_text(marker, fingerprint)
-    _log_result(dst, len(utts), kept, excluded, copied)
+    _log_result(dst, len(utts), kept, excluded)
     return dst
 
 
@@ -171,10 +132,9 @@ def _filter_length(
     return kept, excluded
 
 
-def _log_result(dst: Path, total: int, kept: list[Utterance], excluded: list[Excluded], copied: dict[str, int]) -> None:
+def _log_result(dst: Path, total: int, kept: list[Utterance], excluded: list[Excluded]) -> None:
     hours = sum(u.num_samples for u in kept) / SAMPLE_RATE / 3600
-    ctms = ", ".join(f"{name} for {n}" for name, n in copied.items())
-    logger.info("%s: %d of %d utterances kept (%.2f h)%s", dst.name, len(kept), total, hours, f"; {ctms}" if ctms else "")
+    logger.info("%s: %d of %d utterances kept (%.2f h)", dst.name, len(kept), total, hours)
     if excluded:
         kinds = collections.Counter(_reason_kind(e.reason) for e in excluded)
         summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
@@ -195,9 +155,9 @@ def format_sets(
     sets: Sequence[str],
     *,
     optional_sets: Sequence[str] = (),
-    filter_sets: Sequence[str] = ("train_pretrain",),
-    min_seconds: float = 1.0,
-    max_seconds: float = 30.0,
+    filter_sets: Sequence[str] = (PRETRAIN_SET,),
+    min_seconds: float = MIN_SECONDS,
+    max_seconds: float = MAX_SECONDS,
     nj: int = 1,
 ) -> dict[str, Path]:
     """Format ``sets`` (each must exist) and ``optional_sets`` (skipped, with a message, when absent)."""
@@ -210,7 +170,8 @@ def format_sets(
     done = {}
     for name in [*sets, *(s for s in optional_sets if s not in sets)]:
         if not (src_root / name / "wav.scp").is_file():
-            logger.info("%s: not in %s, skipping (Libri-light sets need LIBRILIGHT_LIMITED in db.sh)", name, src_root)
+            logger.info("%s: not in %s, skipping this optional set (not in the corpus, or its path is not "
+                        "set in db.sh)", name, src_root)
             continue
         length_range = (min_seconds, max_seconds) if name in filter_sets else None
         done[name] = format_set(src_root / name, dst_root / name, length_range=length_range, nj=nj)

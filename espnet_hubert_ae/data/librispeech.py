@@ -5,11 +5,15 @@ Sources (paths from db.sh) and the sets made from them:
 - LibriSpeech (``LIBRISPEECH``), standard layout
   ``<root>/<split>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus ``<spk>-<chapter>.trans.txt``:
   ``train_pretrain`` from the pretraining splits (train-clean-100 by default, or all 960 h),
-  ``dev_clean``, ``dev_other``, ``test_clean``, ``test_other``.
+  and the evaluation sets ``dev_clean``, ``dev_other``, ``test_clean``, ``test_other``.
 - Libri-light limited supervision (``LIBRILIGHT_LIMITED``, the ``librispeech_finetuning``
   folder, each fold in LibriSpeech layout): ``train_10min`` = fold ``1h/0`` (clean + other),
   ``train_1h`` = the six ``1h`` folds, ``train_10h`` = ``1h`` + ``9h``. Without the path these
   three sets are skipped, with a log message.
+
+Evaluation and fine-tuning sets named by the caller must exist. Left unnamed, each standard one
+is optional: one whose folders the corpus lacks (a download of a subset, e.g. only
+train-clean-100, dev-clean and test-clean) is skipped with a note.
 - Libri-light unlabelled (``LIBRILIGHT_UNLAB``, ``<subset>/<spk>/<book>/<name>.flac`` with a
   ``<name>.json`` whose ``voice_activity`` lists ``[start, end]`` seconds), added to
   ``train_pretrain``. Its files are up to hours long, so each is cut along its voice activity
@@ -359,6 +363,8 @@ def prepare_librispeech(
     *,
     librispeech: Path,
     pretrain_splits: Sequence[str] = ("train-clean-100",),
+    eval_sets: Sequence[str] | None = None,
+    finetune_sets: Sequence[str] | None = None,
     librilight_limited: Path | None = None,
     librilight_unlab: Path | None = None,
     unlab_subset: str | None = None,
@@ -368,16 +374,18 @@ def prepare_librispeech(
 ) -> dict[str, Path]:
     """Write every data directory the sources allow under ``datadir``; returns ``{set: path}``.
 
-    All paths are checked before anything is written, so a wrong path fails at once, naming
-    the db.sh variable to set.
+    ``eval_sets`` / ``finetune_sets``: the evaluation / Libri-light sets wanted, each required;
+    None: every standard one the corpus has (see the module doc). All paths are checked before
+    anything is written, so a wrong path fails at once, naming the db.sh variable to set.
     """
     datadir = Path(datadir)
     root = corpus_dir(librispeech, "LIBRISPEECH", "LibriSpeech")
     if not pretrain_splits:
         raise CorpusError("no LibriSpeech pretraining split given (e.g. train-clean-100)")
     pretrain_dirs = [_sub_dir(root, split, "LIBRISPEECH", "LibriSpeech") for split in pretrain_splits]
-    eval_dirs = {name: [_sub_dir(root, split, "LIBRISPEECH", "LibriSpeech")] for name, split in EVAL_SPLITS.items()}
-    limited_dirs = _limited_dirs(librilight_limited)
+    eval_dirs = _set_dirs(root, {name: [split] for name, split in EVAL_SPLITS.items()}, eval_sets, "LIBRISPEECH",
+                          "LibriSpeech", "--eval_sets")
+    limited_dirs = _limited_dirs(librilight_limited, finetune_sets)
     unlab = None
     if librilight_unlab is not None or unlab_subset:
         if not unlab_subset:
@@ -392,8 +400,26 @@ def prepare_librispeech(
     return sets
 
 
-def _limited_dirs(limited: Path | None) -> dict[str, list[Path]]:
-    if limited is None or str(limited) == "":
+def _set_dirs(root: Path, standard: dict[str, list[str]], wanted: Sequence[str] | None, variable: str, what: str,
+              option: str) -> dict[str, list[Path]]:
+    """``{set: folders}`` of the ``wanted`` sets (each required), or of every ``standard`` set whose
+    folders exist (the others skipped with a note)."""
+    unknown = sorted(set(wanted or ()) - set(standard))
+    if unknown:
+        raise CorpusError(f"{option}: unknown set(s) {', '.join(unknown)}; choose from {', '.join(standard)}")
+    found = {}
+    for name in wanted if wanted is not None else standard:
+        missing = next((rel for rel in standard[name] if not (root / rel).is_dir()), None)
+        if missing is not None and wanted is None:
+            logger.info("%s: %s/ not found under %s: skipping this optional set (%s names the sets to prepare)",
+                        name, missing, root, option)
+            continue
+        found[name] = [_sub_dir(root, rel, variable, what) for rel in standard[name]]
+    return found
+
+
+def _limited_dirs(limited: Path | None, wanted: Sequence[str] | None) -> dict[str, list[Path]]:
+    if (limited is None or str(limited) == "") and not wanted:
         logger.info(
             "Libri-light limited not given: skipping %s (set LIBRILIGHT_LIMITED in %s to the librispeech_finetuning folder)",
             ", ".join(LIMITED_SETS), _DB_SH,
@@ -402,5 +428,5 @@ def _limited_dirs(limited: Path | None) -> dict[str, list[Path]]:
     root = corpus_dir(limited, "LIBRILIGHT_LIMITED", "Libri-light limited supervision")
     if not (root / "1h").is_dir() and (root / "librispeech_finetuning" / "1h").is_dir():
         root = root / "librispeech_finetuning"
-    what = "Libri-light limited supervision (librispeech_finetuning)"
-    return {name: [_sub_dir(root, rel, "LIBRILIGHT_LIMITED", what) for rel in rels] for name, rels in LIMITED_SETS.items()}
+    return _set_dirs(root, LIMITED_SETS, wanted, "LIBRILIGHT_LIMITED",
+                     "Libri-light limited supervision (librispeech_finetuning)", "--finetune_sets")

@@ -1,2 +1,3 @@
-"""ESPnet HuBERT pretraining checkpoints: loading, frame arithmetic, hidden states (``hubert``),
-and seeded random checkpoints for tests and benchmarks (``factory``)."""
+"""ESPnet HuBERT pretraining checkpoints: frame arithmetic and frames against alignments
+(``frames``), loading and layer hidden states (``hubert``), and seeded random checkpoints for
+tests and benchmarks (``factory``)."""

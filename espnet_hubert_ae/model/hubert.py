@@ -1,4 +1,4 @@
-"""ESPnet HuBERT pretraining checkpoints: loading, conv frame arithmetic, layer hidden states.
+"""ESPnet HuBERT pretraining checkpoints: loading, their conv stacks, layer hidden states.
 
 Every stage that reads a pretraining checkpoint (targets of later phases, upstreams, analysis)
 goes through this module, so that they agree on what a layer index means and how many frames
@@ -6,8 +6,9 @@ an utterance has.
 
 Layer index convention (one for the whole project, like s3prl's ``hubert`` upstream): index 0
 is the input of the first transformer layer -- the conv features after feature projection,
-positional convolution and the transformer's input layer norm, as torchaudio's ``Transformer``
-prepares them -- and index L (1..N) is the output of transformer layer L. A 12-layer model
+positional convolution and (post-LN models) the transformer's input layer norm, as
+torchaudio's ``Transformer`` prepares them -- and index L (1..N) is the output of transformer
+layer L. A 12-layer model
 therefore has 13 hidden states.
 
 Checkpoints are stock ESPnet ``HubertTask`` ones: a model state-dict ``.pth`` with the training
@@ -20,17 +21,15 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import yaml
 from torch import Tensor, nn
 
-logger = logging.getLogger(__name__)
+from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
 
-# (kernel, stride) of HuBERT Base's convolutional feature extractor: 400-sample receptive
-# field, 320-sample hop, i.e. 50 frames per second at 16 kHz.
-BASE_CONV_LAYERS: tuple[tuple[int, int], ...] = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))
+logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "torchaudio_hubert"
 MODEL_NAME = "torchaudio"
@@ -41,22 +40,7 @@ class CheckpointError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Conv frame arithmetic
-
-
-def conv_frame_count(num_samples: int, conv_layers: Sequence[Sequence[int]] = BASE_CONV_LAYERS) -> int:
-    """Number of frames the conv feature extractor makes of ``num_samples`` samples.
-
-    ``conv_layers`` lists ``(kernel, stride)`` per layer (an ``(channels, kernel, stride)``
-    triple as in ESPnet's ``extractor_conv_layer_config`` is accepted too). Each unpadded conv
-    layer maps ``n`` to ``floor((n - kernel) / stride) + 1``, and never below zero, exactly as
-    torchaudio's ``ConvLayerBlock`` computes output lengths.
-    """
-    n = int(num_samples)
-    for layer in conv_layers:
-        kernel, stride = (layer[1], layer[2]) if len(layer) == 3 else (layer[0], layer[1])
-        n = max(0, (n - kernel) // stride + 1)
-    return n
+# Conv stack of a model or config (the arithmetic itself: model.frames)
 
 
 def conv_layers_of(model_or_config: Any) -> tuple[tuple[int, int], ...]:

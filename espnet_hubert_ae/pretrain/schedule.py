@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-STRATEGY_DIR = Path(__file__).resolve().parents[2] / "conf" / "strategy"
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 SCHEDULE_KEYS = {"name", "description", "phases", "loss", "lr"}
 PHASE_KEYS = {"steps", "targets", "k", "init", "warmup", "snapshots", "notes"}
@@ -150,7 +150,7 @@ class PhasePlan:
     k: int
     init: str
     warmup: int  # warm-up steps at the phase start (a continued phase's re-warm-up)
-    snapshot_steps: tuple[int, ...]  # global steps kept, the phase end included
+    snapshot_steps: tuple[int, ...]  # global steps kept: the phase end, and step 0 in the first phase
     run_start: int  # global step where the current training run (segment) started
     run_end: int  # global step where it ends (the end of its last continuing phase)
     run_warmup: int  # warm-up of that run
@@ -208,7 +208,8 @@ class Schedule:
             while run_last + 1 < len(self.phases) and self.phases[run_last + 1].init == "continue":
                 run_last += 1
             start = starts[i]
-            snaps = sorted({start + s for s in phase.snapshots} | {start + phase.steps})
+            # The run's untrained model (global step 0) is kept too: the floor of every analysis.
+            snaps = sorted({start + s for s in phase.snapshots} | {start + phase.steps} | ({0} if i == 0 else set()))
             plans.append(
                 PhasePlan(
                     index=i + 1,
@@ -229,6 +230,30 @@ class Schedule:
         return plans
 
 
+BUDGET_MODES = ("ratio", "equal")
+
+
+def budget_steps(strategy: str | Path, pretrain_steps: int | None, mode: str = "ratio",
+                 reference: str | Path | None = None) -> int | None:
+    """This strategy's total steps under a budget of ``pretrain_steps`` (None: its schedule's own).
+
+    ``ratio``: one factor scales every strategy, the factor that gives ``reference`` (a strategy;
+    default: this one) ``pretrain_steps`` steps, so strategies keep the ratios of their schedule
+    files (progressive's 325k against the baseline's 650k stays half). ``equal``: every strategy
+    gets ``pretrain_steps``.
+    """
+    if mode not in BUDGET_MODES:
+        raise ScheduleError(f"budget mode must be one of {', '.join(BUDGET_MODES)}, not {mode!r}")
+    if pretrain_steps is None:
+        return None
+    if pretrain_steps < 1:
+        raise ScheduleError(f"--pretrain_steps must be positive, not {pretrain_steps}")
+    if mode == "equal" or reference is None:
+        return pretrain_steps
+    own, ref = load_schedule(strategy).total_steps, load_schedule(reference).total_steps
+    return max(1, round(pretrain_steps * own / ref))
+
+
 def lr_factor(plan: PhasePlan, step: int) -> float:
     """Multiplier of the peak learning rate after ``step`` global updates, inside ``plan``."""
     return plan.lr_curve.factor(step)
@@ -238,29 +263,10 @@ def lr_factor(plan: PhasePlan, step: int) -> float:
 # Loading and validation
 
 
-def resolve_config(name_or_path: str | Path, directory: Path, what: str) -> Path:
-    """A config named in ``directory`` (``<name>.yaml``) or a path to one; ``what`` names it in errors."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ScheduleError(f"{what} file not found: {path}")
-        return path
-    named = directory / f"{name_or_path}.yaml"
-    if not named.is_file():
-        names = sorted(p.stem for p in directory.glob("*.yaml"))
-        raise ScheduleError(f"unknown {what} '{name_or_path}': not a file, and not one of {directory}/ "
-                            f"({', '.join(names)})")
-    return named
-
-
-def resolve_strategy_path(name_or_path: str | Path) -> Path:
-    """A preset name in conf/strategy/ or a path to a schedule file."""
-    return resolve_config(name_or_path, STRATEGY_DIR, "strategy")
-
-
 def load_schedule(name_or_path: str | Path, pretrain_steps: int | None = None) -> Schedule:
-    """Read and validate a schedule; ``pretrain_steps`` rescales every phase to that total."""
-    path = resolve_strategy_path(name_or_path)
+    """Read and validate a schedule (a preset name or a file); ``pretrain_steps`` rescales every
+    phase to that total."""
+    path = resolve_preset("strategy", name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

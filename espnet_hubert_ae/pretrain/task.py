@@ -6,10 +6,13 @@ so ``HubertTask.build_model_from_file`` and s3prl load them. What is ours:
 
 - ``PhaseLR``: the learning rate as a pure function of the global step (``schedule.LRCurve``);
   its step count *is* the global step, saved and resumed by ESPnet with the other states;
-  a phase starts it at the phase's first global step.
+  a phase starts it at the phase's first global step. It also carries what the phase's training
+  has cost so far (wall and CPU seconds, seconds of audio), so that a resumed phase still knows
+  what the work before its interruption cost.
 - ``PhaseTrainer``: ends the phase at its last global step, keeps snapshots at scheduled global
-  steps, warm-starts a continued phase (``warmstart.warm_start``), and in distributed runs
-  checks that every rank holds the same weights at the end.
+  steps (the phase's first step too when it is scheduled: a run's untrained model), warm-starts
+  a continued phase (``warmstart.warm_start``), counts the audio of every batch, and in
+  distributed runs checks that every rank holds the same weights at the end.
 - ``WeightedLossHubertModel``: the stock model with configurable masked / unmasked /
   feature-penalty weights (ESPnet's torchaudio path fixes them at 1 / 0 / 10), read from
   ``model_conf`` keys that stock ESPnet ignores; its statistics are all floating point, which
@@ -24,13 +27,17 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import torch
 
+from espnet_hubert_ae.data.datadir import SAMPLE_RATE
 from espnet_hubert_ae.pretrain.schedule import LRCurve
+from espnet_hubert_ae.utils.cost import cpu_seconds
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
+from espnet_hubert_ae.utils.naming import snapshot_file
 
 with contextlib.redirect_stdout(io.StringIO()):
     # ESPnet prints a notice about optional flash attention on import.
@@ -44,6 +51,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 logger = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "phaselr"
+TRAINING_COST = "training_cost.json"  # written to the output dir when a phase's training ends
 # The parameters that depend on the label set: re-created when a phase changes the targets.
 DEFAULT_REINIT = ("logit_generator.label_embeddings", "logit_generator.final_proj")
 
@@ -82,7 +90,9 @@ class PhaseLR(torch.optim.lr_scheduler.LRScheduler, AbsBatchStepScheduler):
 
     ``last_epoch`` counts global updates: it starts at the phase's first global step, and ESPnet
     saves and restores it with the checkpoint, so a resumed phase continues the same curve.
-    Callbacks in ``step_hooks`` are called with the new global step after every update.
+    ``cost`` (what training this phase has cost so far, kept up to date by ``PhaseTrainer``) is
+    saved and restored with it. Callbacks in ``step_hooks`` are called with the new global step
+    after every update.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, run_start: int, run_end: int, run_warmup: int = 0,
@@ -90,6 +100,7 @@ class PhaseLR(torch.optim.lr_scheduler.LRScheduler, AbsBatchStepScheduler):
                  last_epoch: int = -1):
         self.curve = LRCurve(run_start, run_end, run_warmup, phase_start, phase_warmup, decay, final_ratio)
         self.step_hooks: list[Callable[[int], None]] = []
+        self.cost = {"wall_s": 0.0, "cpu_s": 0.0, "audio_s": 0.0, "loop_s": 0.0}
         super().__init__(optimizer, last_epoch)
         if last_epoch == -1:
             self.last_epoch = phase_start
@@ -190,13 +201,21 @@ class PhaseTrainer(Trainer):
                 save_snapshot(model, snapshot_path(trainer_options, step))
 
         if is_main and snapshot_steps:
+            if not resuming:
+                keep_snapshot(scheduler.global_step)  # the model before its first update, when scheduled
             scheduler.step_hooks.append(keep_snapshot)
+        clock = CostClock(scheduler)
+        scheduler.step_hooks.append(clock.tick)
         cls._phase_end_step = trainer_options.phase_end_step
         try:
             super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
                         plot_attention_iter_factory, trainer_options, distributed_option)
         finally:
             scheduler.step_hooks.clear()
+        clock.tick()  # the last validation and checkpoint
+        if is_main:
+            world = distributed_option.dist_world_size if distributed_option.distributed else 1
+            atomic_write_text(output_dir / TRAINING_COST, json.dumps({**scheduler.cost, "world_size": world}) + "\n")
         end = trainer_options.phase_end_step
         if end is not None and scheduler.global_step != end:
             logger.warning("the phase stopped at global step %d, not at its end %d", scheduler.global_step, end)
@@ -206,26 +225,55 @@ class PhaseTrainer(Trainer):
     @classmethod
     def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer,
                         options, distributed_option) -> bool:
-        end = cls._phase_end_step
-        if end is not None:
-            iterator = _until_step(iterator, schedulers[0], end)
-        return super().train_one_epoch(
-            model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-            reporter=reporter, summary_writer=summary_writer, options=options,
-            distributed_option=distributed_option,
-        )
+        iterator = _until_step(iterator, schedulers[0], cls._phase_end_step)
+        start = time.perf_counter()
+        try:
+            return super().train_one_epoch(
+                model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                reporter=reporter, summary_writer=summary_writer, options=options,
+                distributed_option=distributed_option,
+            )
+        finally:
+            # Time in the training loop itself (updates and their batches): steps/s is steps over this.
+            schedulers[0].cost["loop_s"] += time.perf_counter() - start
 
 
-def _until_step(iterator: Iterable, scheduler: PhaseLR, end_step: int) -> Iterator:
-    """Batches of ``iterator`` while the global step is before ``end_step``."""
+class CostClock:
+    """Adds the wall and CPU seconds since its last tick to the scheduler's running cost.
+
+    Ticked after every update (and once at the end), so each checkpoint holds the cost of the
+    work it saved; a resumed phase restores that and keeps counting. The CPU seconds are this
+    process's and its children's (``utils.cost``); in distributed runs, this rank's.
+    """
+
+    def __init__(self, scheduler: "PhaseLR"):
+        self.scheduler = scheduler
+        self.wall = time.perf_counter()
+        self.cpu = cpu_seconds()
+
+    def tick(self, step: int | None = None) -> None:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        self.scheduler.cost["wall_s"] += wall - self.wall
+        self.scheduler.cost["cpu_s"] += cpu - self.cpu
+        self.wall, self.cpu = wall, cpu
+
+
+def _until_step(iterator: Iterable, scheduler: PhaseLR, end_step: int | None) -> Iterator:
+    """Batches of ``iterator`` while the global step is before ``end_step``, their audio counted.
+
+    The count is this rank's: the audio of a distributed step is the world size times it.
+    """
     for batch in iterator:
-        if scheduler.global_step >= end_step:
+        if end_step is not None and scheduler.global_step >= end_step:
             return
+        lengths = batch[1].get("speech_lengths")
+        if lengths is not None:
+            scheduler.cost["audio_s"] += float(lengths.sum()) / SAMPLE_RATE
         yield batch
 
 
 def snapshot_path(options: PhaseTrainerOptions, step: int) -> Path:
-    return Path(options.output_dir) / f"{options.snapshot_prefix}step{step:07d}.pth"
+    return Path(options.output_dir) / snapshot_file(options.snapshot_prefix, step)
 
 
 def save_snapshot(model: torch.nn.Module, path: Path) -> None:

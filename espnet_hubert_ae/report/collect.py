@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from espnet_hubert_ae.asr.results import DownstreamResult, collect_downstream
-from espnet_hubert_ae.upstream.registry import RegistryEntry, read_registry
+from espnet_hubert_ae.upstream.registry import Registry, read_registry
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class StageTime:
 class Results:
     recipe_dir: Path
     runs: dict[str, PretrainRun]
-    registry: dict[str, RegistryEntry]
+    registry: Registry
     analyses: list[Analysis]
     asr: list[DownstreamResult]
     stage_times: list[StageTime]
@@ -101,7 +101,7 @@ class Results:
     def run_of(self, checkpoint_name: str) -> tuple[str | None, int | None]:
         """(pretraining run, global step) of a registered checkpoint name."""
         entry = self.registry.get(checkpoint_name)
-        return (entry.experiment, entry.step) if entry else (None, None)
+        return (entry.run, entry.step) if entry else (None, None)
 
 
 def _read_json(path: Path) -> dict | list | None:
@@ -156,7 +156,7 @@ def collect_analyses(analysis_root: Path) -> list[Analysis]:
     return analyses
 
 
-def collect_asr(exp_root: Path, registry: dict[str, RegistryEntry]) -> list[DownstreamResult]:
+def collect_asr(exp_root: Path, registry: Registry) -> list[DownstreamResult]:
     """Frozen ASR, phoneme recognition and fine-tuning evaluations (see espnet_hubert_ae.asr.results)."""
     return collect_downstream(exp_root, registry)
 
@@ -185,7 +185,7 @@ def collect(recipe_dir: str | Path, expdir: str = "exp", dumpdir: str = "dump/ra
     recipe_dir = Path(recipe_dir)
     exp_root = recipe_dir / expdir
     registry_path = exp_root / "upstreams.json"
-    registry = read_registry(registry_path) if registry_path.is_file() else {}
+    registry = read_registry(registry_path) if registry_path.is_file() else Registry()
     return Results(
         recipe_dir=recipe_dir,
         runs=collect_runs(exp_root / "pretrain"),

@@ -4,6 +4,7 @@ A dump of one source for one set lives in a directory::
 
     meta.json              source, dimension, number of shards
     shard.<j>.npy          (frames, dim) float32, utterances of shard j one after the other
+    shard.<j>.cost.json    wall and CPU seconds the shard took (utils.cost), written before its index
     shard.<j>.index.tsv    <utt> <first frame> <frames>, written after its .npy: marks the shard done
     .done                  every shard is done
 
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-import soundfile
 from tqdm import tqdm
 
+from espnet_hubert_ae.data.audio import read_utterance
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Utterance
 from espnet_hubert_ae.targets.sources import FeatureExtractor, Layer, TargetError, TargetSource
+from espnet_hubert_ae.utils.cost import Cost, CostMeter
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,16 @@ class FeatureSet:
 
     def frames(self, utt_id: str) -> int:
         return self.spans[utt_id].frames
+
+    @property
+    def cost(self) -> Cost:
+        """What making the dump cost: the sum over its shards (zero for shards that kept no record)."""
+        total = Cost()
+        for shard in range(int(self.meta["nj"])):
+            path = self.directory / f"shard.{shard}.cost.json"
+            if path.is_file():
+                total += Cost.from_dict(json.loads(path.read_text()))
+        return total
 
     def _shard_npy(self, shard: int) -> Path:
         return self.directory / f"shard.{shard}.npy"
@@ -176,24 +188,6 @@ def shard_utterances(utterances: Sequence[Utterance], nj: int) -> list[list[Utte
     return [ordered[bounds[j] : bounds[j + 1]] for j in range(nj)]
 
 
-def read_waveform(utt: Utterance) -> np.ndarray:
-    """The utterance's audio as float32 in [-1, 1], checked against its data-dir entry."""
-    try:
-        wav, rate = soundfile.read(utt.audio, dtype="float32", always_2d=False)
-    except Exception as err:
-        raise TargetError(f"utterance {utt.utt_id!r}: cannot read audio {utt.audio!r} ({err})") from None
-    if wav.ndim != 1:
-        raise TargetError(f"utterance {utt.utt_id!r}: {utt.audio} has {wav.shape[1]} channels, expected mono")
-    if rate != SAMPLE_RATE:
-        raise TargetError(f"utterance {utt.utt_id!r}: {utt.audio} is {rate} Hz, expected {SAMPLE_RATE}")
-    if len(wav) != utt.num_samples:
-        raise TargetError(
-            f"utterance {utt.utt_id!r}: {utt.audio} has {len(wav)} samples but utt2num_samples says "
-            f"{utt.num_samples}"
-        )
-    return wav
-
-
 def _batches(utts: list[Utterance], batch_samples: int) -> Iterator[list[Utterance]]:
     """Length-sorted batches whose padded size stays under ``batch_samples``."""
     batch: list[Utterance] = []
@@ -218,18 +212,19 @@ def _dump_shard(
             raise TargetError(f"utterance {utt.utt_id!r}: {utt.num_samples} samples is too short for one frame")
     batch_size = 1 if not isinstance(extractor.source, Layer) else int(batch_seconds * SAMPLE_RATE)
     bar = tqdm(total=len(utts), desc=f"{directory.name} shard {shard}", unit="utt", leave=False, disable=None)
-    with atomic_open(directory / f"shard.{shard}.npy", "wb") as f:
+    with CostMeter() as meter, atomic_open(directory / f"shard.{shard}.npy", "wb") as f:
         np.lib.format.write_array_header_1_0(f, {"descr": DTYPE.str, "fortran_order": False, "shape": (total, dim)})
         data_start = f.tell()
         f.truncate(data_start + total * dim * DTYPE.itemsize)
         for batch in _batches(utts, batch_size):
-            waveforms = [read_waveform(u) for u in batch]
+            waveforms = [read_utterance(u) for u in batch]
             for utt, feats in zip(batch, extractor(waveforms)):
                 _check_features(utt, feats, expected[utt.utt_id], dim, extractor.source)
                 f.seek(data_start + offset_of[utt.utt_id] * dim * DTYPE.itemsize)
                 f.write(np.ascontiguousarray(feats, dtype=DTYPE).tobytes())
             bar.update(len(batch))
     bar.close()
+    atomic_write_text(directory / f"shard.{shard}.cost.json", json.dumps(meter.cost.to_dict()) + "\n")
     lines = "".join(f"{u.utt_id} {offset_of[u.utt_id]} {expected[u.utt_id]}\n" for u in utts)
     atomic_write_text(directory / f"shard.{shard}.index.tsv", lines)
 

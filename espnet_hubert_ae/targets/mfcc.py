@@ -8,8 +8,6 @@ Computed as fairseq's and ESPnet's MFCC dumpers do: torchaudio's Kaldi-complianc
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torchaudio
 
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE
 
@@ -26,6 +24,9 @@ def mfcc_frame_count(num_samples: int) -> int:
 
 def mfcc_features(waveform: np.ndarray | torch.Tensor) -> np.ndarray:
     """``(frames, 39)`` float32 MFCC + delta + delta-delta of a 1-D 16 kHz waveform in [-1, 1]."""
+    import torch  # here, not at the top: the targets' tags, settings and readers stay light to import
+    import torchaudio
+
     x = torch.as_tensor(waveform, dtype=torch.float32).reshape(1, -1)
     mfcc = torchaudio.compliance.kaldi.mfcc(x, sample_frequency=SAMPLE_RATE, use_energy=False)
     by_time = mfcc.transpose(0, 1)  # compute_deltas works along the last axis

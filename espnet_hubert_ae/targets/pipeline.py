@@ -1,7 +1,7 @@
 """One clustering step of HuBERT pretraining: features -> k-means -> labels -> quality.
 
 ``make_targets`` is what stage 4 runs for the first phase and what every later phase runs on
-the previous phase's model. Layout (``out_dir`` is named by :func:`target_tag`)::
+the previous phase's model. Layout (``out_dir`` is named by ``utils.naming.target_tag``)::
 
     <feature_root>/<source name>/<set>/     feature dumps, shared by every K and strategy
     <out_dir>/kmeans/                       centroids.npy, kmeans.json (kept)
@@ -20,15 +20,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, read_datadir
-from espnet_hubert_ae.model.hubert import BASE_CONV_LAYERS, conv_frame_count, frame_counter
+from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import (
     downsample,
     fit_label_count,
@@ -37,12 +38,13 @@ from espnet_hubert_ae.targets.labels import (
     write_tokens,
 )
 from espnet_hubert_ae.targets.quality import target_quality
-from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource, target_tag
+from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource
+from espnet_hubert_ae.utils.cost import Cost, CostMeter
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "target_tag", "peak_memory_mb"]
+__all__ = ["MFCC", "Layer", "TargetSet", "TargetSource", "make_targets", "peak_memory_mb"]
 
 
 @dataclass
@@ -65,6 +67,16 @@ class TargetSet:
     @property
     def kmeans_dir(self) -> Path:
         return self.out_dir / "kmeans"
+
+    def cost(self, set_names: Sequence[str]) -> Cost:
+        """What these sets' labels cost: their features (whenever they were dumped), the k-means
+        fit and their labelling. Sets labelled for other uses (e.g. evaluation) are not counted."""
+        recorded = self.summary.get("cost") or {}
+        total = Cost.from_dict(recorded.get("kmeans"))
+        for name in set_names:
+            total += Cost.from_dict((recorded.get("features") or {}).get(name))
+            total += Cost.from_dict((recorded.get("labels") or {}).get(name))
+        return total
 
     def quality(self, set_name: str) -> dict | None:
         path = self.out_dir / set_name / "quality.json"
@@ -154,7 +166,7 @@ def make_targets(
     source: TargetSource,
     k: int,
     out_dir: Path,
-    portion: float = 0.1,
+    portion: float = KMEANS_PORTION,
     seed: int = 1,
     nj: int = 1,
     device: str = "cpu",
@@ -192,6 +204,7 @@ def make_targets(
     feature_root = Path(feature_root) if feature_root is not None else out_dir.parent / "features"
     utterances = _read_sets(sets)
     times: dict[str, float] = {}
+    costs: dict[str, dict] = {"features": {}, "labels": {}}
 
     start = time.perf_counter()
     features: dict[str, FeatureSet] = {}
@@ -204,6 +217,7 @@ def make_targets(
         directory = feature_root / source.name / name
         dump_features(utts, source, directory, nj=nj, device=device, extractor=extractor)
         features[name] = FeatureSet(directory)
+        costs["features"][name] = features[name].cost.to_dict()  # whenever and wherever it was dumped
     times["features"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -212,13 +226,16 @@ def make_targets(
         device,
     )  # fmt: skip
     times["kmeans"] = time.perf_counter() - start
+    costs["kmeans"] = model.settings.get("cost", {})  # what fitting it cost, also when it is reused
 
     start = time.perf_counter()
     per_set = {}
     for name, utts in utterances.items():
-        per_set[name] = _write_set_labels(
-            model, features[name], utts, source, expected_frames, out_dir / name / "text", device
-        )
+        with CostMeter() as meter:
+            per_set[name] = _write_set_labels(
+                model, features[name], utts, source, expected_frames, out_dir / name / "text", device
+            )
+        costs["labels"][name] = meter.cost.to_dict()
     write_tokens(out_dir / "tokens.txt", k)
     times["labels"] = time.perf_counter() - start
 
@@ -234,7 +251,8 @@ def make_targets(
         "train_set": train_set, "source": source.describe(),
         "source_name": source.name, "portion": portion, "seed": seed, "engine": engine,
         "feature_dir": str(feature_root / source.name), "kmeans": model.settings, "per_set": per_set,
-        "seconds": {name: round(t, 2) for name, t in times.items()}, "peak_memory_mb": round(peak_memory_mb(), 1),
+        "seconds": {name: round(t, 2) for name, t in times.items()}, "cost": costs,
+        "peak_memory_mb": round(peak_memory_mb(), 1),
     }  # fmt: skip
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     done_marker(out_dir).touch()
@@ -284,8 +302,9 @@ def _fit_or_load(
             logger.info("reusing the k-means model in %s", kmeans_dir)
             return model
     subset = _fit_subset([u.utt_id for u in utts], portion, seed)
-    model = fit_kmeans(DumpFrames(features, subset), k, seed=seed, engine=engine, max_iter=max_iter, device=device)
-    model.settings.update(wanted, fit_utterances=len(subset))
+    with CostMeter() as meter:
+        model = fit_kmeans(DumpFrames(features, subset), k, seed=seed, engine=engine, max_iter=max_iter, device=device)
+    model.settings.update(wanted, fit_utterances=len(subset), cost=meter.cost.to_dict())
     model.save(kmeans_dir)
     return model
 

@@ -12,17 +12,12 @@ Purities are comparable only at equal K. Silence segments of the CTMs count as a
 
 from __future__ import annotations
 
-import bisect
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from espnet_hubert_ae.data.datadir import Segment
-
-# Centre of frame i of HuBERT's conv stack (400-sample window, 320-sample hop, 16 kHz), which
-# is also the centre of 100 Hz MFCC frame 2i: 0.0125 s + 0.02 s * i.
-FRAME_SHIFT = 0.02
-FRAME_CENTRE = 0.0125
+from espnet_hubert_ae.model.frames import frame_phones
 
 
 def phone_purity(joint: np.ndarray) -> float:
@@ -45,17 +40,6 @@ def pnmi(joint: np.ndarray) -> float:
     mutual = float((p[nz] * np.log(p[nz] / (py @ pz)[nz])).sum())
     hy = float(-(py[py > 0] * np.log(py[py > 0])).sum())
     return mutual / hy if hy > 0 else 0.0
-
-
-def frame_phones(segments: Sequence[Segment], num_frames: int) -> list[str | None]:
-    """Phone at each frame's centre (None where the CTM has no segment)."""
-    starts = [s.start for s in segments]
-    phones: list[str | None] = []
-    for i in range(num_frames):
-        t = FRAME_CENTRE + FRAME_SHIFT * i
-        j = bisect.bisect_right(starts, t) - 1
-        phones.append(segments[j].label if j >= 0 and t < segments[j].end else None)
-    return phones
 
 
 def joint_counts(

@@ -1,34 +1,24 @@
 """What targets are clustered from: MFCC, or one layer of one pretraining checkpoint.
 
-A source knows its name (part of every artefact name, so runs that differ in layer, checkpoint
-or K never share a directory) and how to turn a batch of utterances into feature matrices.
+A source knows its name (part of every artefact name -- see ``utils.naming.target_tag`` -- so
+runs that differ in layer, checkpoint or K never share a directory) and how to turn a batch of
+utterances into feature matrices.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 import numpy as np
 
 from espnet_hubert_ae.targets.mfcc import MFCC_DIM, MFCC_FRAME_RATE, mfcc_features, mfcc_frame_count
+from espnet_hubert_ae.utils.naming import safe_tag
 
 
 class TargetError(ValueError):
     """Bad input to target making: features, labels, sets or options that cannot be used."""
-
-
-_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
-
-
-def safe_tag(text: str) -> str:
-    """``text`` reduced to characters that are safe in file names and ESPnet experiment tags."""
-    tag = _TAG_CHARS.sub("-", text).strip("-")
-    if not tag:
-        raise TargetError(f"cannot make a tag of {text!r}")
-    return tag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +82,6 @@ class Layer:
 TargetSource = Union[MFCC, Layer]
 
 
-def target_tag(strategy: str, phase: int, source: TargetSource, k: int) -> str:
-    """Name of a label set: strategy, phase, source (mfcc or layer+checkpoint) and K.
-
-    ``target_tag("progressive", 1, MFCC(), 100) == "progressive_p1_mfcc_k100"``;
-    ``target_tag("progressive", 2, Layer(ckpt, 6, "progressive_p1"), 500) ==
-    "progressive_p2_L6-progressive_p1_k500"``.
-    """
-    return f"{safe_tag(strategy)}_p{int(phase)}_{source.name}_k{int(k)}"
-
-
 class FeatureExtractor:
     """Turns utterance waveforms into feature matrices for one source.
 
@@ -139,7 +119,8 @@ class FeatureExtractor:
     def frame_count(self, num_samples: int) -> int:
         if not isinstance(self.source, Layer):
             return mfcc_frame_count(num_samples)
-        from espnet_hubert_ae.model.hubert import conv_frame_count, conv_layers_of
+        from espnet_hubert_ae.model.frames import conv_frame_count
+        from espnet_hubert_ae.model.hubert import conv_layers_of
 
         return conv_frame_count(num_samples, conv_layers_of(self.model))
 

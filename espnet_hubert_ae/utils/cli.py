@@ -34,6 +34,12 @@ def limit_threads(num_threads: int | None = None) -> int:
     return n
 
 
+def split_names(values: list[str] | None) -> list[str]:
+    """Names given as separate arguments or as space-separated strings (a recipe passes lists
+    either way), flattened."""
+    return [name for value in values or () for name in value.split()]
+
+
 def cli_main(func: Callable[[list[str] | None], int | None]) -> Callable[[list[str] | None], int]:
     """Decorate a tool's ``main(argv)``: logging on, user errors printed as ``ERROR: ...``."""
 

@@ -64,3 +64,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def done_marker(path: str | os.PathLike) -> Path:
     """The ``.done`` file that records a finished unit of work under ``path``."""
     return Path(path) / ".done"
+
+
+def file_identity(path: str | os.PathLike | None) -> dict | None:
+    """What identifies a file's contents cheaply (resolved path, size, mtime), for cache keys."""
+    if path is None:
+        return None
+    st = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime": int(st.st_mtime)}

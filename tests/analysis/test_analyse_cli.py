@@ -6,7 +6,7 @@ import time
 import pytest
 
 from espnet_hubert_ae.bin.analyse import main
-from espnet_hubert_ae.upstream.registry import RegistryEntry, write_registry
+from espnet_hubert_ae.upstream.registry import CheckpointRef, write_registry
 
 FAST = ["--kmeans_k", "8", "--probe_frames", "3000"]
 
@@ -14,8 +14,8 @@ FAST = ["--kmeans_k", "8", "--probe_frames", "3000"]
 @pytest.fixture
 def registry(tmp_path, tiny_hubert_checkpoint):
     entries = [
-        RegistryEntry(f"{strategy}/p1/step{step}", tiny_hubert_checkpoint, tiny_hubert_checkpoint.parent / "config.yaml",
-                      strategy, "p1", step, strategy)
+        CheckpointRef(f"{strategy}_tiny/p1/step{step}", tiny_hubert_checkpoint,
+                      tiny_hubert_checkpoint.parent / "config.yaml", f"{strategy}_tiny", strategy, 1, step)
         for strategy, step in (("baseline", 100), ("progressive", 100))
     ]
     return write_registry(tmp_path / "exp" / "upstreams.json", entries)
@@ -41,7 +41,7 @@ def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys
     assert main(args) == 0
     seconds = time.perf_counter() - start
     measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "phone_purity", "cluster_purity"]
-    _expect_outputs(outdir, ["baseline/p1/step100", "progressive/p1/step100"], measures)
+    _expect_outputs(outdir, ["baseline_tiny_p1_step100", "progressive_tiny_p1_step100"], measures)
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["steps_to_target"]["measures"]["word_cca"]["baseline"] == 100
     assert seconds < 60, f"two tiny checkpoints took {seconds:.1f} s"
@@ -49,10 +49,10 @@ def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys
 
 def test_unregistered_name_fails_clearly(synthetic_corpus, tmp_path, registry, capsys):
     code = main(["--data", str(synthetic_corpus), "--outdir", str(tmp_path / "a"), "--registry", str(registry),
-                 "--checkpoints", "baseline/p1/step999"])
+                 "--checkpoints", "baseline_tiny/p1/step999"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "ERROR:" in err and "baseline/p1/step999" in err and "registered" in err
+    assert "ERROR:" in err and "baseline_tiny/p1/step999" in err and "registered" in err
     assert "Traceback" not in err
 
 
@@ -73,12 +73,12 @@ def test_builtin_corpus_end_to_end(builtin_corpus, tmp_path, registry):
     datadir = builtin_corpus["dev_clean"]
     outdir = tmp_path / "analysis"
     args = ["--data", str(datadir), "--outdir", str(outdir), "--registry", str(registry),
-            "--checkpoints", "baseline/p1/step100", *FAST,
+            "--checkpoints", "baseline_tiny/p1/step100", *FAST,
             # 12 utterances: a 3-fold protocol, and espeak-ng's rare phones left out
             "--n_folds", "3", "--n_trials", "1", "--rare_phones", "drop"]
     start = time.perf_counter()
     assert main(args) == 0
     seconds = time.perf_counter() - start
     measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "phone_purity", "cluster_purity"]
-    _expect_outputs(outdir, ["baseline/p1/step100"], measures)
+    _expect_outputs(outdir, ["baseline_tiny_p1_step100"], measures)
     assert seconds < 60, f"one tiny checkpoint on the built-in dev set took {seconds:.1f} s"

@@ -61,6 +61,58 @@ def test_known_correlation(rng):
     assert pwcca(x, y) == pytest.approx(0.5, abs=0.02)
 
 
+def _zero_mean_orthonormal_columns(rng, n, k):
+    q, _ = np.linalg.qr(rng.normal(size=(n, k)) - rng.normal(size=(n, k)).mean(axis=0))
+    q -= q.mean(axis=0)
+    q, _ = np.linalg.qr(q)
+    return q
+
+
+def test_projection_weights_against_the_closed_form(rng):
+    """Canonical correlations 0.9 and 0.3, planted exactly; the weights of the closed form.
+
+    X = Q[:, :2] M and Y's columns are rho_i q_i + sqrt(1 - rho_i^2) q_{i+2}: the canonical
+    variates of X are q_1, q_2, so the projection weight of pair i is sum_j |M_ij| and
+    PWCCA = sum_i w_i rho_i / sum_i w_i, not the plain mean of the correlations.
+    """
+    q = _zero_mean_orthonormal_columns(rng, 500, 4)
+    rho = np.array([0.9, 0.3])
+    mix = np.array([[3.0, -1.0], [0.5, 0.5]])
+    x = q[:, :2] @ mix + 7.0
+    y = q[:, :2] * rho + q[:, 2:] * np.sqrt(1 - rho**2)
+    weights = np.abs(mix).sum(axis=1)  # 4 and 1
+    expected = float(weights @ rho / weights.sum())  # 0.78; the plain mean would be 0.6
+    assert pwcca(x, y) == pytest.approx(expected, abs=EXACT)
+    fitter = CCAFitter(CovStats.of(x, y))
+    score, correlations, found = evaluate_pwcca(fitter.fit(0.0), CovStats.of(x, y))
+    np.testing.assert_allclose(correlations, rho, atol=EXACT)
+    np.testing.assert_allclose(found / found.sum(), weights / weights.sum(), atol=EXACT)
+
+
+def _pwcca_by_qr(x, y):
+    """PWCCA computed independently: CCA by QR and SVD of the centred views (Bjorck-Golub), the
+    weights of Morcos et al. on the view with fewer dimensions (centred, as documented)."""
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    qx, _ = np.linalg.qr(xc)
+    qy, _ = np.linalg.qr(yc)
+    u, rho, vt = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    view, variates = (xc, qx @ u) if x.shape[1] <= y.shape[1] else (yc, qy @ vt.T)
+    weights = np.abs(variates.T @ view).sum(axis=1)
+    return float(weights @ rho / weights.sum()), rho
+
+
+@pytest.mark.parametrize("dims", [(5, 9), (9, 5)], ids=["x smaller", "y smaller"])
+def test_unequal_correlations_against_an_independent_computation(rng, dims):
+    n, (dx, dy) = 400, dims
+    shared = rng.normal(size=(n, 3)) * [3.0, 1.0, 0.3]  # three latents of unequal strength
+    x = shared @ rng.normal(size=(3, dx)) + rng.normal(size=(n, dx)) + 2.0
+    y = shared @ rng.normal(size=(3, dy)) + rng.normal(size=(n, dy)) - 1.0
+    expected, rho = _pwcca_by_qr(x, y)
+    assert rho[0] - rho[2] > 0.3  # the correlations differ, so the weighting matters
+    assert pwcca(x, y) == pytest.approx(expected, abs=1e-8)
+    assert abs(expected - rho.mean()) > 0.05
+
+
 def test_one_hot_view_of_the_labels_a_layer_encodes(rng):
     labels = rng.integers(0, 6, size=3000)
     one_hot = np.eye(6)[labels]

@@ -16,7 +16,7 @@ from espnet_hubert_ae.analysis.views import (
     sample_instances,
 )
 from espnet_hubert_ae.data.datadir import Segment
-from espnet_hubert_ae.model.hubert import conv_frame_count
+from espnet_hubert_ae.model.frames import conv_frame_count
 
 
 def test_middle_third_pooling_takes_exactly_the_middle_third():

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from espnet_hubert_ae.utils.presets import resolve_preset
+
 WORDS = "THE CAT SAT ON A MAT DOG RAN TO SEE BIG RED SUN IN SKY AND WE GO HOME NOW".split()
 
 
 def _build_tiny_checkpoint(out_dir: Path) -> Path:
-    """A randomly initialised ESPnet HuBERT checkpoint of conf/model/tiny.yaml, config beside it."""
+    """A randomly initialised ESPnet HuBERT checkpoint of the tiny model preset, config beside it."""
     import torch
     import yaml
     from espnet2.tasks.hubert import HubertTask
@@ -26,7 +27,7 @@ def _build_tiny_checkpoint(out_dir: Path) -> Path:
         ["--output_dir", str(out_dir), "--token_list", str(out_dir / "tokens.txt"), "--num_classes", "20",
          "--input_size", "1", "--encoder", "torchaudio_hubert", "--model", "torchaudio", "--normalize", "none"]
     )
-    model_conf = yaml.safe_load((REPO_ROOT / "conf" / "model" / "tiny.yaml").read_text())
+    model_conf = yaml.safe_load(resolve_preset("model", "tiny").read_text())
     args.encoder_conf = model_conf["encoder_conf"]
     args.token_list = tokens
     torch.manual_seed(0)
@@ -77,13 +78,13 @@ def asr_corpus(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def quick_config(tmp_path):
-    """Factory: a shipped conf/asr template shortened to a few training steps, written to tmp."""
+    """Factory: a shipped ASR template shortened to a few training steps, written to tmp."""
     import yaml
 
     def make(name: str, **overrides) -> Path:
-        config = yaml.safe_load((REPO_ROOT / "conf" / "asr" / name).read_text())
+        config = yaml.safe_load(resolve_preset("asr", name).read_text())
         config.update(overrides)
-        path = tmp_path / f"quick_{name}"
+        path = tmp_path / f"quick_{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         return path
 

@@ -11,7 +11,9 @@ from espnet_hubert_ae.asr.configs import (
     reads_cache,
     superb_config,
 )
-from espnet_hubert_ae.asr.pipeline import final_upstream, run_checkpoints, upstream_tag
+from espnet_hubert_ae.asr.pipeline import run_checkpoints
+from espnet_hubert_ae.upstream.registry import CheckpointRef, UpstreamError, write_registry
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
 @pytest.fixture
@@ -23,8 +25,8 @@ def pretrain_config(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["superb", "superb_tiny", "pr", "pr_tiny"])
-def test_cached_configs_get_the_layers_of_the_cache(repo_root, name):
-    template = load_yaml(repo_root / f"conf/asr/{name}.yaml")
+def test_cached_configs_get_the_layers_of_the_cache(name):
+    template = load_yaml(resolve_preset("asr", name))
     assert reads_cache(template)
     config = cached_config(template, num_layers=13, layer_dim=768)
     assert config["frontend"] == "layer_sum" and config["frontend_conf"]["num_layers"] == 13
@@ -39,8 +41,8 @@ def test_a_template_of_another_frontend_is_refused():
         reads_cache({"frontend": "default"})
 
 
-def test_superb_config_points_at_the_upstream(repo_root, pretrain_config):
-    template = load_yaml(repo_root / "conf/asr/superb_s3prl.yaml")
+def test_superb_config_points_at_the_upstream(pretrain_config):
+    template = load_yaml(resolve_preset("asr", "superb_s3prl"))
     assert not reads_cache(template)
     config = superb_config(template, "/x/model.pth", pretrain_config)
     assert config["frontend_conf"]["frontend_conf"] == {"upstream": "hubert_ae_local", "path_or_url": "/x/model.pth"}
@@ -51,8 +53,8 @@ def test_superb_config_points_at_the_upstream(repo_root, pretrain_config):
 
 
 @pytest.mark.parametrize("split", ["10h", "1h", "10min", "tiny"])
-def test_finetune_config_keeps_architecture_and_overrides_masking(repo_root, pretrain_config, split):
-    template = load_yaml(repo_root / f"conf/asr/finetune_{split}.yaml")
+def test_finetune_config_keeps_architecture_and_overrides_masking(pretrain_config, split):
+    template = load_yaml(resolve_preset("asr", f"finetune_{split}"))
     config = finetune_config(template, pretrain_config)
     conf = config["encoder_conf"]
     assert conf["encoder_embed_dim"] == 768 and conf["encoder_num_layers"] == 4  # from pretraining
@@ -61,47 +63,29 @@ def test_finetune_config_keeps_architecture_and_overrides_masking(repo_root, pre
     assert config["scheduler_conf"]["max_steps"] == steps
 
 
-def test_channel_mask_that_torchaudio_cannot_draw_is_refused(repo_root, tmp_path):
+def test_channel_mask_that_torchaudio_cannot_draw_is_refused(tmp_path):
     small = tmp_path / "config.yaml"
     small.write_text(yaml.safe_dump({"encoder": "torchaudio_hubert", "encoder_conf": {"encoder_embed_dim": 32}}))
     with pytest.raises(ConfigError, match="mask_channel_prob"):
-        finetune_config(load_yaml(repo_root / "conf/asr/finetune_10h.yaml"), small)
+        finetune_config(load_yaml(resolve_preset("asr", "finetune_10h")), small)
 
 
-def test_final_upstream_of_a_strategy(tmp_path):
-    from espnet_hubert_ae.upstream.registry import RegistryEntry, UpstreamError, write_registry
-
-    def entry(strategy, phase, step):
-        ckpt = tmp_path / f"{strategy}{phase}{step}.pth"
-        return RegistryEntry(f"{strategy}/{phase}/step{step}", ckpt, tmp_path / "config.yaml", strategy, phase, step,
-                             f"{strategy}_tiny")
-
-    registry = write_registry(tmp_path / "upstreams.json", [
-        entry("progressive", "p1", 900), entry("progressive", "p2", 100), entry("progressive", "p2", 300),
-        entry("baseline", "p3", 50)])
-    assert final_upstream("progressive", registry) == "progressive/p2/step300"
-    assert final_upstream("baseline_tiny", registry) == "baseline/p3/step50"
-    with pytest.raises(UpstreamError, match="registered strategies: baseline, progressive"):
-        final_upstream("height", registry)
+def _registry(tmp_path, checkpoints):
+    refs = [CheckpointRef(f"{run}/p{phase}/step{step}", tmp_path / f"{run}{phase}{step}.pth", tmp_path / "config.yaml",
+                          run, run.split("_")[0], phase, step) for run, phase, step in checkpoints]
+    return write_registry(tmp_path / "upstreams.json", refs)
 
 
 def test_checkpoints_spread_over_a_run(tmp_path):
-    from espnet_hubert_ae.upstream.registry import RegistryEntry, write_registry
-
-    def entry(phase, step):
-        return RegistryEntry(f"progressive/{phase}/step{step}", tmp_path / f"{phase}{step}.pth", tmp_path / "c.yaml",
-                             "progressive", phase, step, "progressive_tiny")
-
-    steps = [("p1", 100), ("p1", 200), ("p1", 300), ("p2", 400), ("p2", 500), ("p2", 600)]
-    registry = write_registry(tmp_path / "upstreams.json", [entry(p, s) for p, s in steps])
-    assert run_checkpoints("progressive", 3, registry) == [
-        "progressive/p1/step200", "progressive/p2/step400", "progressive/p2/step600"]
-    assert run_checkpoints("progressive", 1, registry) == ["progressive/p2/step600"]
-    assert len(run_checkpoints("progressive", 10, registry)) == 6  # no more than the run kept
+    run = "progressive_tiny"
+    steps = [(1, 0), (1, 100), (1, 200), (1, 300), (2, 400), (2, 500), (2, 600)]
+    registry = _registry(tmp_path, [(run, p, s) for p, s in steps] + [("baseline_tiny", 3, 50)])
+    assert run_checkpoints(run, 3, registry) == [f"{run}/p1/step200", f"{run}/p2/step400", f"{run}/p2/step600"]
+    assert run_checkpoints(run, 1, registry) == [f"{run}/p2/step600"]
+    assert run_checkpoints("baseline_tiny", 1, registry) == ["baseline_tiny/p3/step50"]
+    # no more than the run kept, and never its untrained step-0 model (the random-init control)
+    assert run_checkpoints(run, 10, registry) == [f"{run}/p{p}/step{s}" for p, s in steps[1:]]
     with pytest.raises(ValueError, match="at least 1"):
-        run_checkpoints("progressive", 0, registry)
-
-
-def test_upstream_tags():
-    assert upstream_tag("progressive/p2/step300") == "progressive_p2_step300"
-    assert upstream_tag("/exp/pretrain/base/model.pth") == "base_model"
+        run_checkpoints(run, 0, registry)
+    with pytest.raises(UpstreamError, match="registered runs: baseline_tiny, progressive_tiny"):
+        run_checkpoints("height_tiny", 1, registry)

@@ -6,6 +6,7 @@ trainings run in the test process, so ESPnet is imported once for all of them.
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,12 +43,12 @@ def _check_seed_results(exp_dir, corpus, seeds, rates=("wer", "cer")):
 
 @pytest.fixture
 def random_init(asr_tiny_checkpoint, tmp_path):
-    return random_init_checkpoint(str(asr_tiny_checkpoint), tmp_path / "controls")
+    return Path(random_init_checkpoint(str(asr_tiny_checkpoint), tmp_path / "controls"))
 
 
 def test_frozen_asr_on_cached_features_with_seeds_and_controls(asr_corpus, asr_tiny_checkpoint, random_init,
                                                                quick_config, tmp_path):
-    config = quick_config("superb_tiny.yaml", max_epoch=1, num_iters_per_epoch=3, batch_bins=600)
+    config = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=3, batch_bins=600)
     argv = ["--upstream", "fbank", str(asr_tiny_checkpoint), "--random_init", str(random_init),
             "--config", str(config), "--train_set", str(asr_corpus["train_pretrain"]),
             "--valid_set", str(asr_corpus["dev_clean"]), "--eval_sets", *_sets(asr_corpus, "dev_clean", "test_clean"),
@@ -78,7 +79,7 @@ def test_frozen_asr_on_cached_features_with_seeds_and_controls(asr_corpus, asr_t
 
 
 def test_frozen_asr_on_the_live_upstream(asr_corpus, asr_tiny_checkpoint, quick_config, tmp_path):
-    config = quick_config("superb_s3prl_tiny.yaml", max_epoch=1, num_iters_per_epoch=2, batch_size=4)
+    config = quick_config("superb_s3prl_tiny", max_epoch=1, num_iters_per_epoch=2, batch_size=4)
     exp_dir = tmp_path / "live"
     argv = ["--upstream", str(asr_tiny_checkpoint), "--config", str(config),
             "--train_set", str(asr_corpus["train_pretrain"]), "--valid_set", str(asr_corpus["dev_clean"]),
@@ -90,7 +91,7 @@ def test_frozen_asr_on_the_live_upstream(asr_corpus, asr_tiny_checkpoint, quick_
 
 
 def test_phone_recognition_from_the_alignments(builtin_corpus, tiny_hubert_checkpoint, quick_config, tmp_path):
-    config = quick_config("pr_tiny.yaml", max_epoch=1, num_iters_per_epoch=3, batch_bins=800)
+    config = quick_config("pr_tiny", max_epoch=1, num_iters_per_epoch=3, batch_bins=800)
     exp_root = tmp_path / "pr"
     argv = ["--upstream", "fbank", str(tiny_hubert_checkpoint), "--config", str(config),
             "--train_set", str(builtin_corpus["train_pretrain"]), "--valid_set", str(builtin_corpus["dev_clean"]),
@@ -114,7 +115,7 @@ def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, rand
         "finetune_tiny.yaml", max_epoch=1, num_iters_per_epoch=3,
         scheduler_conf={"max_steps": 3, "warmup_ratio": 0.34, "hold_ratio": 0.33, "decay_ratio": 0.33},
     )
-    frozen = quick_config("superb_tiny.yaml", max_epoch=1, num_iters_per_epoch=2, batch_bins=600)
+    frozen = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=2, batch_bins=600)
     exp_root = tmp_path / "ft"
     argv = ["--upstream", "fbank", str(asr_tiny_checkpoint), "--random_init", str(random_init),
             "--reset_top_layers", "0", "2", "--config", str(config), "--frozen_config", str(frozen),
@@ -137,7 +138,7 @@ def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, rand
 
 
 def _finetune_argv(corpus, checkpoint, tmp_path, **changes):
-    args = {"--upstream": str(checkpoint), "--config": "conf/asr/finetune_tiny.yaml",
+    args = {"--upstream": str(checkpoint), "--config": "finetune_tiny",
             "--train_set": str(corpus["train_10min"]), "--valid_set": str(corpus["dev_clean"]),
             "--exp_dir": str(tmp_path / "exp"), **changes}
     argv = [x for kv in args.items() for x in kv]

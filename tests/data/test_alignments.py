@@ -138,16 +138,17 @@ def make_stage_dirs(tmp_path):
     write_datadir(tmp_path / "dump" / "dev_clean", utts[:1])
     write_textgrid(tmp_path / "mfa" / "19-198-0000.TextGrid")
     write_textgrid(tmp_path / "mfa" / "26-495-0001.TextGrid")
-    return ["--datadir", str(tmp_path / "data"), "--dumpdir", str(tmp_path / "dump"), "--sets", "dev_clean"]
+    return ["--datadir", str(tmp_path / "data"), "--dumpdir", str(tmp_path / "dump"), "--sets", "dev_clean test_other"]
 
 
-def test_cli_librispeech_writes_and_copies_ctms_then_skips(tmp_path, caplog):
+def test_cli_librispeech_writes_ctms_into_the_formatted_set_only_then_skips(tmp_path, caplog):
     args = make_stage_dirs(tmp_path) + ["--data", "librispeech", "--alignments", str(tmp_path / "mfa")]
     with caplog.at_level(logging.INFO):
         assert alignments_main(args) == 0
-    assert sorted(read_ctm(tmp_path / "data" / "dev_clean" / "words.ctm")) == ["19-198-0000", "26-495-0001"]
     assert sorted(read_ctm(tmp_path / "dump" / "dev_clean" / "phones.ctm")) == ["19-198-0000"]  # kept utterances only
+    assert not list((tmp_path / "data" / "dev_clean").glob("*.ctm"))  # one copy: the formatted set's
     assert "dev_clean: 1/1 utterances aligned (100.0%)" in caplog.text
+    assert "test_other: not in" in caplog.text  # a set the corpus lacks is skipped with a note
     caplog.clear()
     with caplog.at_level(logging.INFO):
         assert alignments_main(args) == 0
@@ -159,15 +160,20 @@ def test_cli_librispeech_without_alignments_warns_and_succeeds(tmp_path, caplog,
     with caplog.at_level(logging.WARNING):
         assert alignments_main(args + ["--alignments", ""]) == 0
     assert "set LIBRISPEECH_ALIGNMENTS in egs2/librilight_ae/db.sh" in caplog.text
-    assert not (tmp_path / "data" / "dev_clean" / "phones.ctm").exists()
+    assert not (tmp_path / "dump" / "dev_clean" / "phones.ctm").exists()
     assert alignments_main(args + ["--alignments", str(tmp_path / "nowhere")]) == 1
     assert "LIBRISPEECH_ALIGNMENTS=" in capsys.readouterr().err
 
 
-def test_cli_builtin_checks_the_stage_2_ctms(tmp_path, capsys):
-    base = ["--data", "builtin", "--dumpdir", str(tmp_path / "dump"), "--sets", "set"]
-    write_datadir(tmp_path / "dump" / "set", [utt()], phones=GOOD_PHONES, words=GOOD_WORDS)
+def test_cli_builtin_copies_the_stage_1_timings_of_kept_utterances_and_checks_them(tmp_path, capsys):
+    base = ["--data", "builtin", "--datadir", str(tmp_path / "data"), "--dumpdir", str(tmp_path / "dump"),
+            "--sets", "set"]
+    other = utt("26-495-0001")
+    other_phones = [Segment(other.utt_id, s.start, s.duration, s.label) for s in GOOD_PHONES]
+    write_datadir(tmp_path / "data" / "set", [utt(), other], phones=GOOD_PHONES + other_phones, words=GOOD_WORDS)
+    write_datadir(tmp_path / "dump" / "set", [utt()])  # stage 2 kept one utterance
     assert alignments_main(base) == 0
-    write_datadir(tmp_path / "dump" / "set", [utt()], phones=GOOD_PHONES[:1], words=GOOD_WORDS)
+    assert list(read_ctm(tmp_path / "dump" / "set" / "phones.ctm")) == ["19-198-0000"]
+    write_datadir(tmp_path / "data" / "set", [utt()], phones=GOOD_PHONES[:1], words=GOOD_WORDS)
     assert alignments_main(base) == 1
     assert "alignments do not cover the utterances: 19-198-0000: phones end at 0.600 s" in capsys.readouterr().err

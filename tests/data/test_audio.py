@@ -1,4 +1,4 @@
-"""Audio checks: what a usable file is, and the message that names a bad one."""
+"""The audio reader and checks: what a usable file is, and the message that names a bad one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_hubert_ae.data.audio import AudioError, inspect_audio, inspect_many
+from espnet_hubert_ae.data.audio import AudioError, inspect_audio, inspect_many, read_audio, read_utterance
+from espnet_hubert_ae.data.datadir import Utterance
 
 
 def test_good_flac_and_wav_give_their_sample_count(tmp_path, write_test_audio):
@@ -15,6 +16,9 @@ def test_good_flac_and_wav_give_their_sample_count(tmp_path, write_test_audio):
     assert inspect_audio(flac, decode=False) == 8000
     assert inspect_audio(flac, decode=True) == 8000
     assert inspect_audio(wav, decode=True) == 4000
+    samples = read_audio(flac)
+    assert samples.dtype == np.float32 and samples.shape == (8000,)
+    np.testing.assert_array_equal(samples, sf.read(str(flac), dtype="float32")[0])
 
 
 @pytest.mark.parametrize(
@@ -32,6 +36,16 @@ def test_bad_files_are_named_with_the_problem(tmp_path, write_test_audio, make, 
     with pytest.raises(AudioError, match=message) as err:
         inspect_audio(path, decode=False)
     assert str(path) in str(err.value)
+    with pytest.raises(AudioError, match=message) as err:
+        read_audio(path, utt_id="spk-utt1")
+    assert str(path) in str(err.value) and "utterance 'spk-utt1'" in str(err.value)
+
+
+def test_an_utterance_must_have_its_recorded_length(tmp_path, write_test_audio):
+    path = write_test_audio(tmp_path / "a.flac", 0.5)
+    assert len(read_utterance(Utterance("u1", str(path), "spk", 8000))) == 8000
+    with pytest.raises(AudioError, match=r"utterance 'u1': .*a.flac: 8000 samples, but utt2num_samples says 8001"):
+        read_utterance(Utterance("u1", str(path), "spk", 8001))
 
 
 def test_empty_audio_is_refused(tmp_path):

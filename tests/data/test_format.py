@@ -1,4 +1,4 @@
-"""Stage 2: decoding checks, length filtering, excluded reports, CTM copies, skipping done sets."""
+"""Stage 2: decoding checks, length filtering, excluded reports, skipping done sets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from espnet_hubert_ae.bin.format_data import main as format_main
-from espnet_hubert_ae.data.datadir import Excluded, Segment, Utterance, read_ctm, read_datadir, write_datadir
+from espnet_hubert_ae.data.datadir import Excluded, Segment, Utterance, read_datadir, write_datadir
 from espnet_hubert_ae.data.format import FormatError, format_set, format_sets, read_excluded
 
 
@@ -36,7 +36,7 @@ def test_pretraining_set_is_length_filtered_and_dev_is_not(tmp_path, write_test_
         "spk1-train_pretrain-3": "3.50 s, longer than max_seconds=3",
     }
     assert len(read_datadir(done["dev_clean"])) == 2
-    assert sorted(read_ctm(done["dev_clean"] / "phones.ctm")) == ["spk0-dev_clean-0", "spk1-dev_clean-1"]
+    assert not list(done["dev_clean"].glob("*.ctm"))  # alignments come from stage 3, not copied here
     assert (done["dev_clean"] / "excluded.tsv").read_text() == ""
     assert (done["dev_clean"] / ".done").is_file()
 
@@ -59,19 +59,15 @@ def test_bad_audio_is_excluded_and_stage_1_exclusions_carried_over(tmp_path, wri
     assert "truncated or corrupt" in reasons["spk1-dev_other-1"][1] or "corrupt audio" in reasons["spk1-dev_other-1"][1]
     assert reasons["spk0-dev_other-2"][1] == "decodes to 11200 samples but utt2num_samples says 19200 (audio changed since stage 1?)"
     assert reasons["spk1-dev_other-3"][1].startswith("NaN or infinite sample")
-    assert list(read_ctm(dst / "words.ctm")) == ["spk0-dev_other-0"]  # CTMs only for kept utterances
 
 
-def test_done_sets_are_skipped_but_newer_ctms_are_copied(tmp_path, write_test_audio):
+def test_done_sets_are_skipped_and_changed_ones_checked_again(tmp_path, write_test_audio):
     src, utts = make_set(tmp_path, "test_clean", [1.0, 1.1], write_test_audio)
     dst = format_set(src, tmp_path / "dump" / "test_clean")
     stamp = (dst / "wav.scp").stat().st_mtime_ns
-    assert not (dst / "phones.ctm").exists()
     os.unlink(utts[0].audio)  # would be excluded if the audio were checked again
-    (src / "phones.ctm").write_text(f"{utts[0].utt_id} 1 0.000 1.000 SIL\nother-utt 1 0.000 1.000 SIL\n")
     format_set(src, dst)
     assert (dst / "wav.scp").stat().st_mtime_ns == stamp
-    assert (dst / "phones.ctm").read_text() == f"{utts[0].utt_id} 1 0.000 1.000 SIL\n"
     # a changed stage-1 directory is checked again
     write_datadir(src, [utts[1]])
     assert [u.utt_id for u in read_datadir(format_set(src, dst))] == [utts[1].utt_id]

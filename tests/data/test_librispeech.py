@@ -75,11 +75,33 @@ def test_missing_paths_name_the_db_sh_variable(tmp_path, libri_corpora, kwargs, 
     assert not (tmp_path / "data").exists()  # paths are checked before anything is written
 
 
-def test_incomplete_limited_tree_names_the_missing_fold(tmp_path, libri_corpora):
+def test_incomplete_limited_tree_names_the_missing_fold(tmp_path, libri_corpora, caplog):
     limited = libri_corpora["limited"]
     (limited / "1h" / "3" / "other").rename(limited / "1h" / "3" / "moved")
+    with caplog.at_level(logging.INFO):  # unnamed sets are optional: the incomplete ones are skipped with a note
+        sets = prepare_librispeech(tmp_path / "data", librispeech=libri_corpora["librispeech"],
+                                   librilight_limited=limited)
+    assert "train_10min" in sets and "train_1h" not in sets and "train_10h" not in sets
+    assert "train_1h: 1h/3/other/ not found" in caplog.text
     with pytest.raises(FileNotFoundError, match=r"1h/3/other/ not found .*LIBRILIGHT_LIMITED"):
-        prepare_librispeech(tmp_path / "data", librispeech=libri_corpora["librispeech"], librilight_limited=limited)
+        prepare_librispeech(tmp_path / "data2", librispeech=libri_corpora["librispeech"], librilight_limited=limited,
+                            finetune_sets=["train_1h"])
+
+
+def test_clean_only_librispeech_skips_the_other_sets_unless_named(tmp_path, libri_corpora, caplog):
+    root = libri_corpora["librispeech"]
+    for split in ("dev-other", "test-other"):
+        (root / split).rename(tmp_path / split)
+    with caplog.at_level(logging.INFO):
+        sets = prepare_librispeech(tmp_path / "data", librispeech=root)
+    assert sorted(sets) == ["dev_clean", "test_clean", "train_pretrain"]
+    assert "dev_other: dev-other/ not found" in caplog.text and "--eval_sets names the sets" in caplog.text
+    assert sorted(prepare_librispeech(tmp_path / "data", librispeech=root, eval_sets=["test_clean"])) == [
+        "test_clean", "train_pretrain"]
+    with pytest.raises(FileNotFoundError, match=r"dev-other/ not found .*LIBRISPEECH"):
+        prepare_librispeech(tmp_path / "data", librispeech=root, eval_sets=["dev_clean", "dev_other"])
+    with pytest.raises(CorpusError, match="--eval_sets: unknown set.*dev_cleen"):
+        prepare_librispeech(tmp_path / "data", librispeech=root, eval_sets=["dev_cleen"])
 
 
 def test_bad_input_is_excluded_with_the_file_and_reason(tmp_path, libri_corpora, write_test_audio):

@@ -1,4 +1,4 @@
-"""Loading ESPnet HuBERT checkpoints, conv frame arithmetic and the layer index convention."""
+"""Loading ESPnet HuBERT checkpoints, their conv stacks and the layer index convention."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import pytest
 import torch
 import yaml
 
+from espnet_hubert_ae.model.frames import conv_frame_count
 from espnet_hubert_ae.model.hubert import (
-    BASE_CONV_LAYERS,
     CheckpointError,
-    conv_frame_count,
     conv_layers_of,
     frame_counter,
     hidden_states,
@@ -35,13 +34,6 @@ def _batch(lengths, seed=0):
     return wavs, torch.tensor(lengths)
 
 
-@pytest.mark.parametrize("num_samples", [0, 399, 400, 719, 720, 16000, 16001, 123457])
-def test_base_frame_count_is_hubert_arithmetic(num_samples):
-    expected = max(0, (num_samples - 400) // 320 + 1)
-    assert conv_frame_count(num_samples) == expected
-    assert conv_frame_count(num_samples, [[512, k, s] for k, s in BASE_CONV_LAYERS]) == expected
-
-
 def test_frame_count_matches_the_model(tiny_model, tiny_hubert_checkpoint):
     lengths = [16000, 12345, 4000]
     _, frame_lengths = hidden_states(tiny_model, *_batch(lengths), upto_layer=0)
@@ -63,19 +55,35 @@ def test_early_exit_equals_full_forward(tiny_model):
         assert torch.equal(early_lengths, full_lengths)
 
 
-def test_layer_index_convention_matches_torchaudio(tiny_model):
-    """Index 0 = input of transformer layer 1; index L = torchaudio's 1-based layer L output."""
+@pytest.fixture(scope="module")
+def pre_ln_model(tmp_path_factory):
+    """The tiny model with layer norm first (whose transformer input then skips the norm)."""
+    from espnet_hubert_ae.model.factory import TINY_ENCODER_CONF, write_random_checkpoint
+
+    conf = {**TINY_ENCODER_CONF, "encoder_layer_norm_first": True}
+    model, _ = load_pretrain_model(write_random_checkpoint(tmp_path_factory.mktemp("pre_ln"), conf))
+    return model
+
+
+@pytest.mark.parametrize("layer_norm_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_layer_index_convention_matches_torchaudio(tiny_model, pre_ln_model, layer_norm_first):
+    """Index 0 = what torchaudio's own forward feeds transformer layer 1; index L = the output of
+    its public ``Wav2Vec2Model.extract_features`` for layer L (1-based there)."""
+    model = pre_ln_model if layer_norm_first else tiny_model
     wavs, lengths = _batch([8000])
-    states, _ = hidden_states(tiny_model, wavs, lengths)
-    w2v = wav2vec2_of(tiny_model)
-    feats, feat_lengths = w2v.feature_extractor(wavs, lengths)
-    with torch.no_grad():
-        torchaudio_layers = w2v.encoder.extract_features(feats, feat_lengths)
-        x, _ = w2v.encoder._preprocess(feats, feat_lengths)
-        layer0 = w2v.encoder.transformer._preprocess(x)
-    assert torch.allclose(states[0], layer0)
-    for layer in (1, 2):
-        assert torch.allclose(states[layer], torchaudio_layers[layer - 1])
+    states, _ = hidden_states(model, wavs, lengths)
+    w2v = wav2vec2_of(model)
+    fed = []
+    hook = w2v.encoder.transformer.layers[0].register_forward_pre_hook(lambda module, args: fed.append(args[0]))
+    try:
+        with torch.no_grad():
+            torchaudio_layers, _ = w2v.extract_features(wavs, lengths)
+    finally:
+        hook.remove()
+    assert len(states) == len(torchaudio_layers) + 1
+    torch.testing.assert_close(states[0], fed[0], rtol=0, atol=0)
+    for layer in range(1, len(states)):
+        torch.testing.assert_close(states[layer], torchaudio_layers[layer - 1], rtol=0, atol=0)
 
 
 def test_batching_does_not_change_features(tiny_model):

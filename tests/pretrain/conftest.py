@@ -15,10 +15,10 @@ SAMPLE_RATE = 16000
 
 
 def write_noise_set(directory: Path, count: int, seed: int) -> Path:
-    """A data directory (wav.scp, utt2num_samples) of ``count`` 1-2 s noise utterances."""
+    """A data directory (wav.scp, utt2spk, utt2num_samples) of ``count`` 1-2 s noise utterances."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    scp, samples = [], []
+    scp, samples, speakers = [], [], []
     for i in range(count):
         utt = f"{directory.name}-{i:03d}"
         n = int(rng.integers(SAMPLE_RATE, 2 * SAMPLE_RATE))
@@ -27,8 +27,10 @@ def write_noise_set(directory: Path, count: int, seed: int) -> Path:
         sf.write(path, (0.1 * rng.standard_normal(n)).astype("float32"), SAMPLE_RATE)
         scp.append(f"{utt} {path}\n")
         samples.append(f"{utt} {n}\n")
+        speakers.append(f"{utt} {directory.name}\n")
     (directory / "wav.scp").write_text("".join(scp))
     (directory / "utt2num_samples").write_text("".join(samples))
+    (directory / "utt2spk").write_text("".join(speakers))
     return directory
 
 

@@ -6,13 +6,14 @@ import pytest
 import yaml
 
 from espnet_hubert_ae.pretrain.schedule import (
-    STRATEGY_DIR,
+    budget_steps,
     ScheduleError,
     load_schedule,
     lr_factor,
     parse_schedule,
     scale_schedule,
 )
+from espnet_hubert_ae.utils.presets import PresetError, resolve_preset
 
 PRESETS = ["baseline", "warmstart", "height", "progressive", "ci_progressive", "ci_baseline"]
 
@@ -48,7 +49,7 @@ def test_baseline_is_hubert_base():
 
 def test_presets_document_their_settings():
     for name in PRESETS[:4]:
-        text = (STRATEGY_DIR / f"{name}.yaml").read_text()
+        text = resolve_preset("strategy", name).read_text()
         assert "Reconstructed" in text or "Paper settings" in text, name
 
 
@@ -85,9 +86,9 @@ def test_layer_beyond_the_model_is_refused():
 
 
 def test_unknown_preset_and_missing_file(tmp_path):
-    with pytest.raises(ScheduleError, match="unknown strategy 'nope'.*baseline"):
+    with pytest.raises(PresetError, match="unknown strategy 'nope'.*baseline"):
         load_schedule("nope")
-    with pytest.raises(ScheduleError, match="not found"):
+    with pytest.raises(PresetError, match="not found"):
         load_schedule(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("phases: [unclosed")
@@ -114,11 +115,23 @@ def test_budget_scales_every_phase_proportionally():
         scale_schedule(schedule, 3)
 
 
+def test_budget_keeps_the_presets_ratios_or_gives_equal_totals():
+    # ratio: one factor for every strategy; the reference gets the budget itself
+    assert budget_steps("baseline", 2600, "ratio", reference="baseline") == 2600
+    assert budget_steps("progressive", 2600, "ratio", reference="baseline") == 1300  # 325k of 650k
+    assert budget_steps("warmstart", 2600, "ratio", reference="baseline") == 1600  # 400k of 650k
+    assert budget_steps("progressive", 2600, "equal", reference="baseline") == 2600
+    assert budget_steps("progressive", 2600, "ratio") == 2600  # no reference: its own total
+    assert budget_steps("progressive", None, "ratio", reference="baseline") is None  # the schedule's own
+    with pytest.raises(ScheduleError, match="budget mode"):
+        budget_steps("progressive", 100, "half")
+
+
 def test_snapshots_count_and_phase_end_always_kept():
     schedule = parse_schedule({"phases": [{"steps": 100, "targets": "mfcc", "k": 5, "snapshots": 4}]}, source="s")
-    assert schedule.plan(4)[0].snapshot_steps == (25, 50, 75, 100)
+    assert schedule.plan(4)[0].snapshot_steps == (0, 25, 50, 75, 100)  # 0: the untrained model
     plans = parse_schedule(two_phases(snapshots=[10, 20]), source="s").plan(4)
-    assert plans[0].snapshot_steps == (100,)
+    assert plans[0].snapshot_steps == (0, 100)
     assert plans[1].snapshot_steps == (110, 120, 150)  # global steps
 
 

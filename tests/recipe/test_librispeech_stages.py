@@ -44,3 +44,19 @@ def test_stages_1_to_3_on_librispeech_layout(tmp_path, recipe_copy, libri_corpor
     assert "dev_clean: 3/3 utterances aligned (100.0%)" in result.stderr
     assert "dev_other: 0/3 utterances aligned" in result.stderr
     assert len(read_ctm(recipe / "dump" / "raw" / "dev_clean" / "phones.ctm")) == 3
+
+
+def test_a_clean_only_tree_runs_its_own_sets(recipe_copy, libri_corpora):
+    recipe = recipe_copy()
+    root = libri_corpora["librispeech"]
+    for split in ("dev-other", "test-other"):
+        (root / split).rename(root.parent / split)
+    env = {**os.environ, "LIBRISPEECH": str(root), "LIBRISPEECH_ALIGNMENTS": ""}
+    result = run_recipe(recipe, env, "--stop_stage", "3", "--min_seconds", "0.65")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (recipe / "dump" / "raw").iterdir()) == ["dev_clean", "test_clean", "train_pretrain"]
+    assert "dev_other: dev-other/ not found" in (recipe / "data" / "log" / "prepare_data.log").read_text()
+    # a set named with --eval_sets must exist
+    result = run_recipe(recipe, env, "--stop_stage", "1", "--eval_sets", "dev_clean dev_other")
+    assert result.returncode != 0
+    assert "dev-other/ not found" in (recipe / "data" / "log" / "prepare_data.log").read_text()

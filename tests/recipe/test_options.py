@@ -25,6 +25,7 @@ def make_script(tmp_path, recipe_dir):
             ### end options
             . {recipe_dir}/local/parse_options.sh
             echo "stage=$stage stop_stage=$stop_stage foo_bar=$foo_bar empty=$empty rest=$*"
+            echo "$command_line"
             """
         )
     )
@@ -38,9 +39,10 @@ def run(script, *args):
 
 def test_defaults_and_overrides(tmp_path, recipe_dir):
     script = make_script(tmp_path, recipe_dir)
-    assert run(script).stdout.strip() == "stage=1 stop_stage=10 foo_bar=a b empty= rest="
+    assert run(script).stdout.splitlines() == ["stage=1 stop_stage=10 foo_bar=a b empty= rest=", str(script)]
     out = run(script, "--stage", "5", "--stop-stage=7", "--foo_bar", "x y", "--empty", "z", "pos").stdout
-    assert out.strip() == "stage=5 stop_stage=7 foo_bar=x y empty=z rest=pos"
+    assert out.splitlines() == ["stage=5 stop_stage=7 foo_bar=x y empty=z rest=pos",
+                                f"{script} --stage 5 --stop-stage=7 --foo_bar x\\ y --empty z pos"]
 
 
 @pytest.mark.parametrize("option", ["--nope", "--PATH", "--HOME"])
@@ -76,4 +78,6 @@ def test_run_sh_help_and_bad_values(recipe_dir):
     bad = subprocess.run(["./run.sh", "--nj", "two"], cwd=recipe_dir, capture_output=True, text=True)
     assert bad.returncode == 2 and "--nj must be a non-negative integer" in bad.stderr
     bad = subprocess.run(["./run.sh", "--strategy", "baseline nope"], cwd=recipe_dir, capture_output=True, text=True)
-    assert bad.returncode == 2 and "--strategy nope: no such preset" in bad.stderr and "progressive" in bad.stderr
+    assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr and "progressive" in bad.stderr
+    bad = subprocess.run(["./run.sh", "--model", "huge"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model 'huge'" in bad.stderr and "tiny" in bad.stderr

@@ -59,9 +59,9 @@ def _make_run(recipe: Path, strategy: str, phases: list[tuple[int, int, float]],
         })
         for step in (start + (end - start) // 2, end):
             checkpoint = _write(run_dir / f"phase{index}" / f"step{step}.pth", "")
-            records.append({"name": f"{strategy}/p{index}/step{step}", "checkpoint": str(checkpoint),
-                            "config": str(checkpoint), "strategy": strategy, "phase": f"p{index}", "step": step,
-                            "experiment": name, "phase_end": step == end})
+            records.append({"name": f"{name}/p{index}/step{step}", "checkpoint": str(checkpoint),
+                            "config": str(checkpoint), "run": name, "strategy": strategy, "phase": index,
+                            "step": step, "phase_end": step == end})
     return records
 
 
@@ -82,7 +82,7 @@ def recipe(tmp_path):
     recipe = tmp_path / "recipe"
     entries = _make_run(recipe, "baseline", [(0, 20, 600.0), (20, 40, 600.0)], 0.4)
     entries += _make_run(recipe, "progressive", [(0, 20, 300.0), (20, 40, 300.0)], 0.45)
-    _write(recipe / "exp" / "upstreams.json", {"version": 1, "upstreams": entries})
+    _write(recipe / "exp" / "upstreams.json", {"version": 2, "upstreams": entries})
     # The probe: baseline ends at 0.6; progressive gets there at step 20 (one of its phases).
     probe = {"baseline": [0.3, 0.4, 0.5, 0.6], "progressive": [0.4, 0.6, 0.62, 0.65]}
     rows = ["checkpoint\tstrategy\tphase\tstep\tmeasure\tlayer\tvalue"]
@@ -99,13 +99,13 @@ def recipe(tmp_path):
                                for e in entries}}
     _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", summary)
     for strategy, wer in (("baseline", 40.0), ("progressive", 35.5)):
-        _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_p2_step40", "superb",
-                       f"{strategy}/p2/step40", "train_10h", {"cer": [20.0, 20.0], "wer": [wer - 1, wer + 1]})
-        _write_summary(recipe / "exp" / "pr" / "pr_tiny" / f"{strategy}_p2_step40", "pr",
-                       f"{strategy}/p2/step40", "train_1h", {"per": [50.0, 52.0]})
+        _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_tiny_40_p2_step40", "superb",
+                       f"{strategy}_tiny_40/p2/step40", "train_10h", {"cer": [20.0, 20.0], "wer": [wer - 1, wer + 1]})
+        _write_summary(recipe / "exp" / "pr" / "pr_tiny" / f"{strategy}_tiny_40_p2_step40", "pr",
+                       f"{strategy}_tiny_40/p2/step40", "train_1h", {"per": [50.0, 52.0]})
         for reset in (0, 2):
-            _write_summary(recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_p2_step40"
-                           / f"train_10min_reset{reset}", "finetune", f"{strategy}/p2/step40", "train_10min",
+            _write_summary(recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_tiny_40_p2_step40"
+                           / f"train_10min_reset{reset}", "finetune", f"{strategy}_tiny_40/p2/step40", "train_10min",
                            {"cer": [30.0, 30.0], "wer": [wer + 9 + reset, wer + 11 + reset]}, reset=reset)
     _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / "fbank", "superb", "fbank", "train_10h",
                    {"cer": [30.0, 31.0], "wer": [70.0, 72.0]}, control="fbank")
@@ -142,12 +142,14 @@ def test_results_md_has_every_section_with_numbers(recipe, repo_root):
         if section != "Plots":
             assert re.search(r"\d", body.group(1)), f"section {section} has no numbers"
     assert "| progressive_tiny_40 | 20 | 5.0 | 0.25 (0.50) |" in text  # the probe's time-to-target row
-    assert ("| baseline_tiny_40 | baseline/p2/step40 | 40 | train_10min | 2 | dev_clean | 2 | 30.0 ± 0.0 | 52.0 ± 1.4 "
-            "| 0.0 |") in text
+    assert ("| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | train_10min | 2 | dev_clean | 2 | 30.0 ± 0.0 "
+            "| 52.0 ± 1.4 | 0.0 |") in text
     # SUPERB-style ASR: fbank first; the runs' CER (20.0 ± 0.0) beats fbank's (30.5 ± 0.7) beyond the spread.
     assert "| fbank | fbank | - | dev_clean | 2 | 30.5 ± 0.7 | 71.0 ± 1.4 | 0.0 | - | - |" in text
-    assert "| progressive_tiny_40 | progressive/p2/step40 | 40 | dev_clean | 2 | 20.0 ± 0.0 | 35.5 ± 1.4 | 0.0 | better | - |" in text
-    assert "| baseline_tiny_40 | baseline/p2/step40 | 40 | dev_clean | 2 | 51.0 ± 1.4 | 0.0 | - | better |" in text  # PR
+    assert ("| progressive_tiny_40 | progressive_tiny_40/p2/step40 | 40 | dev_clean | 2 | 20.0 ± 0.0 | 35.5 ± 1.4 "
+            "| 0.0 | better | - |") in text
+    # PR: the runs' PER beats the random-init control's beyond the spread.
+    assert "| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | dev_clean | 2 | 51.0 ± 1.4 | 0.0 | - | better |" in text
     assert (recipe / "exp" / "report" / "phone_probe_acc_vs_cost.png").stat().st_size > 0
     assert "![phone_probe_acc_vs_cost](exp/report/phone_probe_acc_vs_cost.png)" in text
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from espnet_hubert_ae.data.audio import AudioError, read_utterance
 from espnet_hubert_ae.data.datadir import Utterance, read_datadir
-from espnet_hubert_ae.targets.features import FeatureSet, dump_features, read_waveform
+from espnet_hubert_ae.targets.features import FeatureSet, dump_features
 from espnet_hubert_ae.targets.mfcc import mfcc_features
-from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, target_tag
+from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError
+from espnet_hubert_ae.utils.naming import target_tag
 from espnet_hubert_ae.utils.fileio import done_marker
 
 
@@ -17,7 +19,7 @@ def test_dump_and_read_back(synthetic_sets, tmp_path):
     features = FeatureSet(dump_features(utts, MFCC(), tmp_path / "train", nj=3))
     assert features.utt_ids == [u.utt_id for u in utts]
     for utt in utts[:3]:
-        np.testing.assert_array_equal(features.read(utt.utt_id), mfcc_features(read_waveform(utt)))
+        np.testing.assert_array_equal(features.read(utt.utt_id), mfcc_features(read_utterance(utt)))
     chunks = list(features.iter_chunks(chunk_frames=300))
     assert [u for group, _ in chunks for u, _ in group] == features.utt_ids
     assert sum(len(a) for _, a in chunks) == features.num_frames
@@ -38,7 +40,7 @@ def test_interrupted_dump_resumes_per_shard(synthetic_sets, tmp_path):
 def test_audio_length_mismatch_names_the_utterance(synthetic_sets, tmp_path):
     utt = read_datadir(synthetic_sets["dev"])[0]
     wrong = Utterance(utt.utt_id, utt.audio, utt.speaker, utt.num_samples + 5)
-    with pytest.raises(TargetError, match=f"{utt.utt_id}.*utt2num_samples"):
+    with pytest.raises(AudioError, match=f"{utt.utt_id}.*utt2num_samples"):
         dump_features([wrong], MFCC(), tmp_path / "dev")
 
 
@@ -66,11 +68,9 @@ def test_layer_features_and_tags(synthetic_sets, tiny_hubert_checkpoint, tmp_pat
     assert features.dim == 64
     assert features.read(utts[0].utt_id).shape[0] == (utts[0].num_samples - 400) // 320 + 1
     assert source.name == "L1-tiny"
-    assert target_tag("progressive", 2, source, 500) == "progressive_p2_L1-tiny_k500"
-    assert target_tag("progressive", 1, MFCC(), 100) == "progressive_p1_mfcc_k100"
-    assert target_tag("progressive", 2, Layer(tiny_hubert_checkpoint, 2, "tiny"), 500) != target_tag(
-        "progressive", 2, source, 500
-    )
+    assert target_tag("progressive", 2, source.name, 500) == "progressive_p2_L1-tiny_k500"
+    assert target_tag("progressive", 1, MFCC().name, 100) == "progressive_p1_mfcc_k100"
+    assert Layer(tiny_hubert_checkpoint, 2, "tiny").name != source.name
 
 
 def test_layer_out_of_range_is_named(synthetic_sets, tiny_hubert_checkpoint, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from espnet_hubert_ae.model.hubert import conv_frame_count
+from espnet_hubert_ae.model.frames import conv_frame_count
 from espnet_hubert_ae.targets.labels import (
     LabelLengthError,
     check_label_counts,

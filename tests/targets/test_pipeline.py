@@ -9,9 +9,10 @@ import shutil
 import pytest
 
 from espnet_hubert_ae.data.datadir import read_datadir
-from espnet_hubert_ae.model.hubert import conv_frame_count
+from espnet_hubert_ae.model.frames import conv_frame_count
 from espnet_hubert_ae.targets.labels import check_label_counts, read_label_text
-from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets, target_tag
+from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets
+from espnet_hubert_ae.utils.naming import target_tag
 from espnet_hubert_ae.targets.sources import TargetError
 
 
@@ -20,7 +21,7 @@ def _samples(datadir):
 
 
 def test_mfcc_targets_end_to_end(synthetic_sets, tmp_path):
-    out = tmp_path / "targets" / target_tag("ci", 1, MFCC(), 8)
+    out = tmp_path / "targets" / target_tag("ci", 1, MFCC().name, 8)
     result = make_targets(sets=synthetic_sets, train_set="train", source=MFCC(), k=8, out_dir=out, portion=0.5)
     assert out.name == "ci_p1_mfcc_k8" and (out / ".done").is_file()
     assert (out / "tokens.txt").read_text().split() == [str(i) for i in range(8)] + ["<unk>"]
@@ -66,7 +67,7 @@ def test_layer_targets_end_to_end(synthetic_sets, tiny_hubert_checkpoint, tmp_pa
     for name in ("model.pth", "config.yaml"):
         shutil.copy(tiny_hubert_checkpoint.parent / name, checkpoint.parent / name)
     source = Layer(checkpoint, 2, tag="tiny")
-    out = tmp_path / target_tag("ci", 2, source, 5)
+    out = tmp_path / target_tag("ci", 2, source.name, 5)
     result = make_targets(sets=synthetic_sets, train_set="train", source=source, k=5, out_dir=out, portion=1.0)
     assert out.name == "ci_p2_L2-tiny_k5"
     for name, datadir in synthetic_sets.items():

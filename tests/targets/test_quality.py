@@ -10,7 +10,6 @@ import pytest
 from espnet_hubert_ae.data.datadir import Segment
 from espnet_hubert_ae.targets.quality import (
     cluster_purity,
-    frame_phones,
     joint_counts,
     phone_purity,
     pnmi,
@@ -46,12 +45,6 @@ def test_clusters_merge_phones():
     assert phone_purity(joint) == pytest.approx(0.5)
     assert cluster_purity(joint) == pytest.approx(1.0)
     assert pnmi(joint) == pytest.approx(math.log(2) / math.log(4))
-
-
-def test_frames_read_phones_at_their_centres():
-    segments = [Segment("u", 0.0, 0.03, "A"), Segment("u", 0.03, 0.02, "B"), Segment("u", 0.05, 0.05, "C")]
-    # centres 0.0125, 0.0325, 0.0525, 0.0725, 0.0925, 0.1125
-    assert frame_phones(segments, 6) == ["A", "B", "C", "C", "C", None]
 
 
 def test_quality_from_labels_and_ctm():

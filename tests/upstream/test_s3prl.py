@@ -83,19 +83,19 @@ def test_very_short_and_empty_audio(upstream):
 def test_registered_name_and_sample_rate_through_extra_conf(s3prl_nn, tiny_hubert_checkpoint, tmp_path,
                                                             monkeypatch):
     expdir = tmp_path / "exp"
-    (expdir / "pretrain" / "tiny").mkdir(parents=True)
-    (expdir / "pretrain" / "tiny" / "checkpoints.json").write_text(
+    (expdir / "pretrain" / "baseline_tiny").mkdir(parents=True)
+    (expdir / "pretrain" / "baseline_tiny" / "checkpoints.json").write_text(
         f'[{{"path": "{tiny_hubert_checkpoint}", "strategy": "baseline", "phase": 1, "global_step": 10}}]')
     cli.main(["register", "--expdir", str(expdir)])
     monkeypatch.setenv(REGISTRY_ENV, str(expdir / "upstreams.json"))
-    at_8k = s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline/p1/step10",
+    at_8k = s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline_tiny/p1/step10",
                                    extra_conf={"sample_rate": 8000}).eval()
     assert at_8k.downsample_rates[0] == 160
     with torch.no_grad():
         _, state_lengths = at_8k(*_batch(8000))
     assert state_lengths[0].tolist() == [50]
-    with pytest.raises(UpstreamError, match="close names: baseline/p1/step10"):
-        s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline/p1/step1")
+    with pytest.raises(UpstreamError, match="close names: baseline_tiny/p1/step10"):
+        s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline_tiny/p1/step1")
 
 
 def test_espnet_hubert_local_loads_the_same_checkpoint(s3prl_nn, tiny_hubert_checkpoint, upstream):

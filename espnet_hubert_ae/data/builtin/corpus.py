@@ -2,13 +2,13 @@
 
 Sizes (``minutes`` = minutes of audio in train_pretrain):
 
-- ``train_pretrain``: ``minutes`` of audio from 40 training speakers;
+- ``train_pretrain``: ``minutes`` of audio from 120 training speakers;
 - ``train_10h`` / ``train_1h`` / ``train_10min``: nested subsets of train_pretrain holding 50 %,
   15 % and 5 % of its audio (at least one utterance), like Libri-light's limited sets
   (train_10min is in train_1h, which is in train_10h);
 - ``dev_clean`` / ``test_clean``: ``minutes / 6`` of audio each (at least
-  ``eval_min_utterances`` utterances) from 10 held-out speakers per set, in training conditions;
-- ``dev_other`` / ``test_other``: the same sizes, 10 speakers each, in harder conditions
+  ``eval_min_utterances`` utterances) from 30 held-out speakers per set, in training conditions;
+- ``dev_other`` / ``test_other``: the same sizes, 30 speakers each, in harder conditions
   (unseen accents, faster, wider pitch, noise; see ``voices``).
 
 Utterances last 1.5-8 s. Utterance ``i`` of a set is a pure function of (seed, set, i): its
@@ -61,7 +61,7 @@ from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_m
 
 logger = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1  # part of every stamp: bump when generation changes so old sets regenerate
+CORPUS_VERSION = 2  # part of every stamp: bump when generation changes so old sets regenerate
 SETS = ("train_pretrain", "train_10h", "train_1h", "train_10min", "dev_clean", "dev_other", "test_clean", "test_other")
 FINETUNE_FRACTIONS = {"train_10h": 0.50, "train_1h": 0.15, "train_10min": 0.05}
 EVAL_FRACTION = 1 / 6

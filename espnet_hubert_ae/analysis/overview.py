@@ -4,7 +4,7 @@ Written under the analysis directory of a data set:
     table.tsv      one row per (checkpoint, measure, layer)
     summary.json   per checkpoint: best layer, top-layer drop (and mel input rebound); per measure:
                    steps-to-target of each strategy against the reference strategy
-    plots/<measure>_layers.png, plots/<measure>_heatmap_<strategy>.png, plots/<measure>_strategies.png
+    plots/<measure>_layers.png, plots/<measure>_heatmap_<run>.png (phases marked), plots/<measure>_strategies.png
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from espnet_hubert_ae.analysis import plots
 from espnet_hubert_ae.analysis import stats as summary
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
+from espnet_hubert_ae.utils.naming import safe_tag
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,25 @@ def _strategy_of(result: dict) -> str:
     return result["checkpoint"].get("strategy") or UNREGISTERED
 
 
-def _by_strategy(results: Sequence[dict], measure: str) -> dict[str, list[tuple[int, list[float]]]]:
-    """strategy -> (step, curve) pairs in step order; checkpoints without a step count in given order."""
-    grouped: dict[str, list[tuple[int, list[float]]]] = defaultdict(list)
+def _run_of(result: dict) -> str:
+    return result["checkpoint"].get("run") or _strategy_of(result)
+
+
+def _grouped(results: Sequence[dict], measure: str, key: Callable[[dict], str]) -> dict[str, list[tuple[int, dict]]]:
+    """key -> (step, result) pairs in step order, of the results with ``measure``; checkpoints
+    without a step count in given order."""
+    grouped: dict[str, list[tuple[int, dict]]] = defaultdict(list)
     for position, result in enumerate(results):
-        if measure not in result["measures"]:
-            continue
-        step = result["checkpoint"].get("step")
-        grouped[_strategy_of(result)].append((position if step is None else int(step), result["measures"][measure]))
+        if measure in result["measures"]:
+            step = result["checkpoint"].get("step")
+            grouped[key(result)].append((position if step is None else int(step), result))
     return {name: sorted(pairs, key=lambda pair: pair[0]) for name, pairs in grouped.items()}
+
+
+def _by_strategy(results: Sequence[dict], measure: str) -> dict[str, list[tuple[int, list[float]]]]:
+    """strategy -> (step, curve) pairs in step order."""
+    return {name: [(step, result["measures"][measure]) for step, result in pairs]
+            for name, pairs in _grouped(results, measure, _strategy_of).items()}
 
 
 def write_table(results: Sequence[dict], path: str | os.PathLike) -> None:
@@ -76,10 +86,6 @@ def summarise(results: Sequence[dict], reference_strategy: str | None = None, ta
     return out
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-
-
 def write_plots(results: Sequence[dict], plot_dir: str | os.PathLike) -> list[Path]:
     plot_dir = Path(plot_dir)
     written = []
@@ -89,15 +95,14 @@ def write_plots(results: Sequence[dict], plot_dir: str | os.PathLike) -> list[Pa
         path = plot_dir / f"{measure}_layers.png"
         plots.plot_layer_curves(measure, curves, path)
         written.append(path)
-        grouped = _by_strategy(results, measure)
-        for strategy, pairs in grouped.items():
-            steps = [step for step, _ in pairs]
-            matrix = np.array([curve for _, curve in pairs], dtype=float).T
-            path = plot_dir / f"{measure}_heatmap_{_slug(strategy)}.png"
-            plots.plot_heatmap(measure, strategy, steps, matrix, path)
+        for run, pairs in _grouped(results, measure, _run_of).items():
+            matrix = np.array([result["measures"][measure] for _, result in pairs], dtype=float).T
+            phases = [result["checkpoint"].get("phase") for _, result in pairs]
+            path = plot_dir / f"{measure}_heatmap_{safe_tag(run)}.png"
+            plots.plot_heatmap(measure, run, [step for step, _ in pairs], matrix, path, phases)
             written.append(path)
         path = plot_dir / f"{measure}_strategies.png"
-        plots.plot_strategies(measure, grouped, path)
+        plots.plot_strategies(measure, _by_strategy(results, measure), path)
         written.append(path)
     return written
 

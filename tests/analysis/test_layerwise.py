@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from espnet_hubert_ae.analysis import AnalysisError
-from espnet_hubert_ae.analysis.report import write_report
-from espnet_hubert_ae.analysis.runner import AnalysisConfig, CheckpointRef, DataPlan, analyse_checkpoint
+from espnet_hubert_ae.analysis.config import AnalysisConfig
+from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
+from espnet_hubert_ae.analysis.overview import write_report
+from espnet_hubert_ae.analysis.sampling import DataPlan
+from espnet_hubert_ae.upstream.registry import CheckpointRef
 
 METRICS = ("mel_cca", "phone_cca", "word_cca", "phone_probe", "cluster_quality")
 
@@ -16,7 +19,7 @@ METRICS = ("mel_cca", "phone_cca", "word_cca", "phone_probe", "cluster_quality")
 def fake_ref(tmp_path):
     path = tmp_path / "ckpt.pth"
     path.write_bytes(b"fake")
-    return CheckpointRef("fake/p1/step10", path, None, "fake", "p1", 10)
+    return CheckpointRef("fake_tiny/p1/step10", path, run="fake_tiny", strategy="fake", phase=1, step=10)
 
 
 def _run(corpus, outdir, ref, source, **config):
@@ -35,7 +38,7 @@ def test_every_metric_per_layer_and_cached_rerun(synthetic_corpus, tmp_path, fak
     assert measures["mel_cca"][3] < measures["mel_cca"][1] < 1.0
     assert measures["phone_probe_acc"][0] > 0.9 and measures["phone_cca"][0] > 0.9
     assert result["summary"]["mel_cca"]["input_rebound"] == pytest.approx(0.0)
-    tag_dir = tmp_path / "out" / "fake" / "p1" / "step10"
+    tag_dir = tmp_path / "out" / "fake_tiny_p1_step10"
     assert sorted(p.name for p in tag_dir.iterdir()) == sorted([f"{m}.json" for m in METRICS] + ["results.json"])
     calls = source.calls
     assert calls == 16  # one pass over the 16 utterances
@@ -106,7 +109,8 @@ def test_report_writes_table_summary_and_plots(synthetic_corpus, tmp_path, mel_f
         for step in steps:
             path = tmp_path / f"{strategy}{step}.pth"
             path.write_bytes(step.to_bytes(2, "little"))
-            ref = CheckpointRef(f"{strategy}/p1/step{step}", path, None, strategy, "p1", step)
+            ref = CheckpointRef(f"{strategy}_tiny/p1/step{step}", path, run=f"{strategy}_tiny", strategy=strategy,
+                                phase=1, step=step)
             results.append(_run(synthetic_corpus, tmp_path / "out", ref, mel_features(seed=step),
                                 metrics=("mel_cca", "phone_probe")))
     stats = write_report(results, tmp_path / "out", reference_strategy="baseline")
@@ -117,6 +121,6 @@ def test_report_writes_table_summary_and_plots(synthetic_corpus, tmp_path, mel_f
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == stats
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))
     for measure in ("mel_cca", "phone_probe_acc"):
-        assert {f"{measure}_layers.png", f"{measure}_strategies.png", f"{measure}_heatmap_baseline.png",
-                f"{measure}_heatmap_progressive.png"} <= set(pngs)
+        assert {f"{measure}_layers.png", f"{measure}_strategies.png", f"{measure}_heatmap_baseline_tiny.png",
+                f"{measure}_heatmap_progressive_tiny.png"} <= set(pngs)
     assert all((tmp_path / "out" / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)

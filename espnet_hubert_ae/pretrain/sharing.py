@@ -1,0 +1,95 @@
+"""Phases that are the same training are trained once: a content address for every phase.
+
+Two strategies often begin alike: ``baseline`` and ``height`` train the same first iteration
+(MFCC targets, K=100, 250k steps from scratch, with the same learning-rate curve). A phase's
+*key* hashes everything its training depends on -- the ESPnet config with every file it names
+replaced by that file's content (data lists, labels, token list) and the phase it continues
+replaced by that phase's own key -- and nothing that only names where it runs (output folder,
+snapshot file prefix). A run whose phase has the key of a finished phase of another run adopts
+that phase: its files are hard-linked into the run's phase folder (snapshots under this run's
+names), so every run folder stays complete on its own and no training is repeated.
+
+The adopting run still counts the phase's cost as its own: it is what the strategy costs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from espnet_hubert_ae.utils.fileio import done_marker
+
+logger = logging.getLogger(__name__)
+
+PHASE_KEY = "phase_key.txt"
+# Config entries that name where a phase runs, not what it trains.
+_PLACE_KEYS = ("output_dir", "snapshot_prefix")
+# Config entries that name files: their contents count, not their paths.
+_FILE_KEYS = ("token_list", "train_shape_file", "valid_shape_file")
+_DATA_KEYS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_and_type")
+
+
+def _file_digest(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def phase_key(config: dict, previous_phase_dir: Path | None) -> str:
+    """The content address of a phase's training, from its ESPnet config (see the module doc)."""
+    content = {k: v for k, v in config.items() if k not in _PLACE_KEYS + _FILE_KEYS + _DATA_KEYS}
+    for key in _FILE_KEYS:
+        files = config.get(key)
+        files = files if isinstance(files, list) else [files]
+        content[key] = [_file_digest(f) for f in files if f]
+    for key in _DATA_KEYS:
+        content[key] = [[_file_digest(path), name, kind] for path, name, kind in config.get(key) or []]
+    if config.get("warm_start_from"):
+        previous_key = Path(previous_phase_dir) / PHASE_KEY if previous_phase_dir else None
+        if previous_key is None or not previous_key.is_file():
+            raise FileNotFoundError(f"the phase continued from ({previous_phase_dir}) has no {PHASE_KEY}")
+        content["warm_start_from"] = previous_key.read_text().strip()
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_trained_phase(exp_root: Path, key: str, exclude: Path) -> Path | None:
+    """A finished phase folder under ``exp_root`` (``<run>/phase<N>``) with this key, if any."""
+    for path in sorted(Path(exp_root).glob(f"*/phase*/{PHASE_KEY}")):
+        phase_dir = path.parent
+        if phase_dir.resolve() == Path(exclude).resolve() or not done_marker(phase_dir).is_file():
+            continue
+        if path.read_text().strip() == key:
+            return phase_dir
+    return None
+
+
+def adopt_phase(source: Path, target: Path, source_prefix: str, target_prefix: str) -> list[str]:
+    """Link a finished phase's files into ``target``; snapshots renamed from one prefix to the other.
+
+    Hard links where the file system allows (no copy of the weights), copies otherwise. The
+    source's summary and done marker are not taken: the adopting run writes its own.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    linked = []
+    for path in sorted(Path(source).iterdir()):
+        if not path.is_file() or path.is_symlink() or path.name in ("summary.json", PHASE_KEY, "train.yaml"):
+            continue
+        if path.name.startswith("."):
+            continue
+        name = target_prefix + path.name[len(source_prefix):] if path.name.startswith(source_prefix) else path.name
+        destination = target / name
+        if destination.exists():
+            destination.unlink()
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
+        linked.append(name)
+    logger.info("adopted the identical finished phase %s into %s (%d files linked)", source, target, len(linked))
+    return linked
