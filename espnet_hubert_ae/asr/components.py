@@ -16,8 +16,8 @@
   so that the CTC output layer alone is the model: SUPERB's linear phoneme-recognition probe.
 
 :func:`register` adds them to ESPnet ASR's class choices (plain module dictionaries), as the
-pretraining task registers its scheduler; the training entry point
-(``espnet_hubert_ae.bin.asr_train``) and decoding call it before ESPnet builds a model.
+pretraining task registers its scheduler; :func:`train` (the training entry point) and
+decoding call it before ESPnet builds a model.
 """
 
 from __future__ import annotations
@@ -125,3 +125,12 @@ def register() -> None:
     asr.frontend_choices.classes.setdefault(FRONTEND_NAME, WeightedLayerSum)
     asr.encoder_choices.classes.setdefault(BLSTM_NAME, BiLSTMEncoder)
     asr.encoder_choices.classes.setdefault(IDENTITY_NAME, IdentityEncoder)
+
+
+def train(argv: list[str]) -> None:
+    """ESPnet's ASR training (the options of ``espnet2.bin.asr_train``) with these components
+    registered: what ``espnet_hubert_ae.bin.asr_train`` runs, and stages 8-9 in their process."""
+    register()
+    from espnet2.tasks.asr import ASRTask
+
+    ASRTask.main(cmd=argv)

@@ -171,7 +171,7 @@ def run_training(cmd: list[str], output_dir: Path) -> Path:
     ``output_dir/train.log``; an interrupted run resumes from ESPnet's last checkpoint on the
     next call.
     """
-    from espnet_hubert_ae.bin import asr_train
+    from espnet_hubert_ae.asr.components import train
 
     output_dir.mkdir(parents=True, exist_ok=True)
     if done_marker(output_dir).exists():
@@ -184,7 +184,7 @@ def run_training(cmd: list[str], output_dir: Path) -> Path:
     start = time.time()
     try:
         with _output_to(log_path, cmd), _argv(cmd[2:]):
-            asr_train.main(cmd[3:])
+            train(cmd[3:])
     except (Exception, SystemExit) as err:  # ESPnet exits on bad options and raises on failures
         raise TrainingError(f"ESPnet ASR training failed ({err!r}); see {log_path}:\n{_tail(log_path)}") from None
     model_file(output_dir)  # fails clearly if training left no model

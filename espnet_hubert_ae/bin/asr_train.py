@@ -15,12 +15,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from espnet_hubert_ae.asr.components import register
+    from espnet_hubert_ae.asr.components import train
 
-    register()
-    from espnet2.tasks.asr import ASRTask
-
-    ASRTask.main(cmd=sys.argv[1:] if argv is None else argv)
+    train(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
