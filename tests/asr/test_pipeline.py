@@ -112,7 +112,7 @@ def test_phone_recognition_from_the_alignments(builtin_corpus, tiny_hubert_check
 
 def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, random_init, quick_config, tmp_path):
     config = quick_config(
-        "finetune_tiny.yaml", max_epoch=1, num_iters_per_epoch=3,
+        "finetune_tiny", max_epoch=1, num_iters_per_epoch=3,
         scheduler_conf={"max_steps": 3, "warmup_ratio": 0.34, "hold_ratio": 0.33, "decay_ratio": 0.33},
     )
     frozen = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=2, batch_bins=600)

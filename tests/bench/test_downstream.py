@@ -5,10 +5,11 @@ import json
 import yaml
 
 from espnet_hubert_ae.bench import downstream
+from espnet_hubert_ae.utils.presets import resolve_preset
 
 
-def test_cached_and_live_sides_on_a_tiny_corpus(builtin_corpus, tiny_hubert_checkpoint, repo_root, tmp_path, capsys):
-    config = yaml.safe_load((repo_root / "conf" / "asr" / "superb_tiny.yaml").read_text())
+def test_cached_and_live_sides_on_a_tiny_corpus(builtin_corpus, tiny_hubert_checkpoint, tmp_path, capsys):
+    config = yaml.safe_load(resolve_preset("asr", "superb_tiny").read_text())
     config.update(max_epoch=1, batch_bins=800)
     (tmp_path / "quick.yaml").write_text(yaml.safe_dump(config))
     argv = ["--checkpoint", str(tiny_hubert_checkpoint), "--train_set", str(builtin_corpus["train_pretrain"]),
