@@ -48,10 +48,17 @@ analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.
 analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
 reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
-# Downstream ASR (stages 8-9)
-asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: the last checkpoint of each --strategy run)
-superb_config=       # stage 8 template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
-superb_train_set=train_pretrain  # stage 8 labelled training set (SUPERB: train-clean-100)
+# Downstream evaluations (stages 8-9)
+seeds="1 2"          # seeds of the downstream trainings (frozen ASR, PR, fine-tuning): results are their mean and standard deviation
+asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
+asr_checkpoints_per_run=1  # stage 8 without asr_upstreams: checkpoints of each run, spread over its steps, the last included
+asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
+asr_eval_sets=       # stages 8-9 evaluation sets (empty: --eval_sets if given, else dev_clean test_clean for builtin, every dev/test set otherwise)
+superb_config=       # stage 8 ASR template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
+superb_train_set=    # stage 8 ASR training set (empty: train_10h for builtin, train_pretrain otherwise; SUPERB: train-clean-100)
+pr_config=           # stage 8 phoneme-recognition template, preset or YAML (empty: pr_tiny for builtin, pr otherwise)
+pr_train_set=        # stage 8 PR training set, aligned by stage 3 (empty: as superb_train_set; none: no PR)
+cache_dtype=float16  # stage 8: precision of the cached hidden states (float16 or float32)
 finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
 finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
@@ -81,6 +88,18 @@ valid_set=dev_clean  # pretraining's validation set
 # used where the corpus has it, and a missing one is skipped with a note.
 eval_list=${eval_sets:-dev_clean dev_other test_clean test_other}
 finetune_list=${finetune_splits:-train_10h train_1h train_10min}
+builtin_or() { if [ "${data}" = builtin ]; then echo "$1"; else echo "$2"; fi; }
+# Words of the first argument that are not among the other arguments, each once.
+sets_not_in() {
+    local s seen=" ${*:2} "
+    for s in $1; do
+        [[ ${seen} == *" ${s} "* ]] || { echo "${s}"; seen+="${s} "; }
+    done
+}
+# Stage 8's training sets: stage 2 formats them, stage 3 aligns the phoneme-recognition one.
+superb_set=${superb_train_set:-$(builtin_or train_10h train_pretrain)}
+pr_set=${pr_train_set:-${superb_set}}
+pr_aligned=$([ "${pr_set}" = none ] || echo "${pr_set}")
 
 # One recipe directory holds one corpus: refuse to mix them in data/.
 corpus_marker=${datadir}/.corpus
@@ -127,14 +146,12 @@ case "${budget}" in ratio|equal) ;; *) echo "$0: --budget must be ratio or equal
 budget_args=(${steps:+--pretrain_steps "${steps}" --budget "${budget}" --budget_reference "${reference_strategy}"})
 [ -z "${snapshot_every}" ] && [ -z "${pretrain_steps}" ] && [ "${data}" = builtin ] && snapshot_every=${builtin_snapshot_every}
 run_tag_of() { names run_tag --strategy "$1" --model "${model}" "${budget_args[@]}"; }
-# What stages 8-9 evaluate: the given upstreams, else the last checkpoint of each run;
-# asr_tag names their logs ("--upstream=progressive_tiny_120/p4/step120" -> progressive_tiny_120_p4_step120).
-asr_tag() { names upstream_tag "${1#*=}"; }
+# What stages 8-9 evaluate: the given upstreams, else the checkpoints of each run (by run tag).
 if [ -n "${asr_upstreams}" ]; then
-    read -r -a asr_targets <<< "${asr_upstreams}"
-    asr_targets=("${asr_targets[@]/#/--upstream=}")
+    read -r -a asr_which <<< "${asr_upstreams}"
+    asr_which=(--upstream "${asr_which[@]}")
 else
-    asr_targets=(); for s in "${strategies[@]}"; do asr_targets+=("--run=$(run_tag_of "${s}")"); done
+    asr_which=(--run); for s in "${strategies[@]}"; do asr_which+=("$(run_tag_of "${s}")"); done
 fi
 
 if run_stage 1; then
@@ -151,18 +168,20 @@ if run_stage 2; then
     ${cpu_cmd} --num_threads "${nj}" "${dumpdir%/*}/log/format_data.log" \
         python -m espnet_hubert_ae.bin.format_data --src "${datadir}" --dst "${dumpdir}" \
             --sets ${pretrain_set} ${valid_set} --optional_sets ${eval_list} ${finetune_list} \
+                $(sets_not_in "${superb_set} ${pr_aligned}" ${pretrain_set} ${valid_set} ${eval_list} ${finetune_list}) \
             --filter_sets "${pretrain_set}" --min_seconds "${min_seconds}" --max_seconds "${max_seconds}" --nj "${nj}"
     grep -hE " (kept|WARNING) " "${dumpdir%/*}/log/format_data.log" >&2 || true
 fi
 
 if run_stage 3; then
-    log "Stage 3: alignments for the analysis"
+    log "Stage 3: alignments for the analysis and phoneme recognition"
     # Into the stage 2 sets, their one home: builtin: the synthesiser's timings (stage 1), checked;
     # librispeech: MFA TextGrids -> CTMs (skipped, with a warning, without them)
     # shellcheck disable=SC2086
     ${cpu_cmd} --num_threads 1 "${dumpdir%/*}/log/prepare_alignments.log" \
         python -m espnet_hubert_ae.bin.prepare_alignments --data "${data}" --datadir "${datadir}" \
-            --dumpdir "${dumpdir}" --sets ${eval_list} --alignments "${LIBRISPEECH_ALIGNMENTS}"
+            --dumpdir "${dumpdir}" --sets ${eval_list} $(sets_not_in "${pr_aligned}" ${eval_list}) \
+            --alignments "${LIBRISPEECH_ALIGNMENTS}"
     grep -hE " (aligned|not in|WARNING) " "${dumpdir%/*}/log/prepare_alignments.log" >&2 || true
 fi
 
@@ -233,47 +252,84 @@ fi
 # validation set (a small training set may lack some of their characters).
 token_sets="${dumpdir}/${asr_valid_set}"
 for s in ${finetune_list}; do [ -f "${dumpdir}/${s}/text" ] && { token_sets+=" ${dumpdir}/${s}"; break; }; done
+# Their evaluation sets: --asr_eval_sets, else --eval_sets, else the built-in corpus' clean dev/test
+# sets (the demo's time budget) or every standard one the corpus has.
+downstream_evals() {
+    printf "${dumpdir}/%s " $(present_sets ${asr_eval_sets:-${eval_sets:-$(builtin_or "dev_clean test_clean" "${eval_list}")}})
+}
+# The controls as upstream options: fbank by name, random_init as the untrained model of the
+# first upstream's architecture (the run's step-0 snapshot when pretraining kept one).
+add_controls() {
+    local c ri
+    controls=()
+    for c in ${asr_controls}; do
+        case "${c}" in
+            fbank) controls+=(--upstream fbank) ;;
+            random_init)
+                ri=$(python -m espnet_hubert_ae.bin.random_init --like "${asr_which[1]}" \
+                    --out_dir "${expdir}/controls/random_init" --seed "${seed}" | tail -n 1)
+                controls+=(--random_init "${ri}") ;;
+            *) echo "$0: --asr_controls: unknown control '${c}' (fbank, random_init)" >&2; exit 2 ;;
+        esac
+    done
+}
+# Frozen evaluations and fine-tunings train on the CPU in nj parallel jobs of one thread, or
+# one after the other on a GPU.
+downstream_jobs=$((ngpu > 0 ? 1 : nj))
 
 if run_stage 8; then
-    log "Stage 8: SUPERB-style ASR (frozen upstream, weighted layer sum, BiLSTM + CTC)"
-    config=${superb_config:-superb$([ "${data}" = builtin ] && echo _tiny)}
-    asr_eval_sets=$(present_sets ${eval_list})
-    for which in "${asr_targets[@]}"; do
-        tag=$(asr_tag "${which}")
-        log "  ${which} -> ${expdir}/asr_superb/ (log: ${expdir}/asr_superb/logs/${tag}.log)"
-        ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/asr_superb/logs/${tag}.log" \
-            python -m espnet_hubert_ae.bin.superb_asr "${which}" --config "${config}" \
-                --train_set "${dumpdir}/${superb_train_set}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --exp_root "${expdir}/asr_superb" \
-                --token_text_sets ${token_sets} \
-                --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
-    done
+    log "Stage 8: frozen upstreams: SUPERB-style ASR and phoneme recognition (seeds: ${seeds})"
+    add_controls
+    evals=$(downstream_evals)
+    common=(--valid_set "${dumpdir}/${asr_valid_set}" --seeds "${seeds}" --cache_root "${expdir}/features"
+            --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"})
+    [ -z "${asr_upstreams}" ] && common+=(--checkpoints_per_run "${asr_checkpoints_per_run}")
+    # Hidden states are extracted once per upstream and set (exp/features/), then every seed trains on them.
+    log "  ASR on ${superb_set}: ${expdir}/asr_superb/ (logs: ${expdir}/asr_superb/logs/superb.*.log)"
+    # shellcheck disable=SC2086
+    ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/asr_superb/logs/superb.JOB.log" \
+        python -m espnet_hubert_ae.bin.superb_asr "${asr_which[@]}" "${controls[@]}" \
+            --config "${superb_config:-$(builtin_or superb_tiny superb)}" \
+            --train_set "${dumpdir}/${superb_set}" --eval_sets ${evals} --token_text_sets ${token_sets} \
+            --exp_root "${expdir}/asr_superb" "${common[@]}"
+    if [ "${pr_set}" = none ]; then
+        log "  no phoneme recognition (--pr_train_set none)"
+    elif [ ! -f "${dumpdir}/${pr_set}/phones.ctm" ]; then
+        log "  no phoneme recognition: ${dumpdir}/${pr_set} has no phone alignments (stage 3 writes them;" \
+            "librispeech: LIBRISPEECH_ALIGNMENTS in db.sh), or choose --pr_train_set, or none"
+    else
+        log "  PR on ${pr_set}: ${expdir}/pr/ (logs: ${expdir}/pr/logs/pr.*.log)"
+        # shellcheck disable=SC2086
+        ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/pr/logs/pr.JOB.log" \
+            python -m espnet_hubert_ae.bin.phone_recognition "${asr_which[@]}" "${controls[@]}" \
+                --config "${pr_config:-$(builtin_or pr_tiny pr)}" \
+                --train_set "${dumpdir}/${pr_set}" --eval_sets ${evals} \
+                --exp_root "${expdir}/pr" "${common[@]}"
+    fi
 fi
 
 if run_stage 9; then
-    log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers})"
-    splits=${finetune_splits:-$([ "${data}" = builtin ] && echo train_10min || present_sets ${finetune_list})}
+    log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers}; seeds: ${seeds})"
+    splits=${finetune_splits:-$(builtin_or train_10min "$(present_sets ${finetune_list})")}
     [ -n "${splits}" ] || log "  no fine-tuning set (librispeech: set LIBRILIGHT_LIMITED in db.sh): nothing to do"
-    asr_eval_sets=$(present_sets ${eval_list})
+    if [ -n "${splits}" ]; then add_controls; evals=$(downstream_evals); fi
     for split in ${splits}; do
         if [ ! -f "${dumpdir}/${split}/text" ]; then
             echo "$0: fine-tuning set ${dumpdir}/${split} is missing; run stages 1-2" \
                 "(librispeech: set LIBRILIGHT_LIMITED in db.sh), or choose --finetune_splits" >&2
             exit 2
         fi
-        config=${finetune_config:-finetune_$([ "${data}" = builtin ] && echo tiny || echo "${split#train_}")}
-        for which in "${asr_targets[@]}"; do
-            for n in ${reset_top_layers}; do
-                tag=$(asr_tag "${which}")_${split}_reset${n}
-                log "  ${which}, ${split}, reset ${n} (log: ${expdir}/finetune/logs/${tag}.log)"
-                ${gpu_cmd} --gpu "${ngpu}" --num_threads "${nj}" "${expdir}/finetune/logs/${tag}.log" \
-                    python -m espnet_hubert_ae.bin.finetune "${which}" --config "${config}" \
-                        --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
-                        --eval_sets $(printf "${dumpdir}/%s " ${asr_eval_sets}) --reset_top_layers "${n}" \
-                        --token_text_sets ${token_sets} --exp_root "${expdir}/finetune" \
-                        --ngpu "${ngpu}" --seed "${seed}" ${asr_lm:+--lm "${asr_lm}"}
-            done
-        done
+        config=${finetune_config:-finetune_$(builtin_or tiny "${split#train_}")}
+        log "  ${split}: ${expdir}/finetune/ (logs: ${expdir}/finetune/logs/${split}.*.log)"
+        # The fbank row trains the stage 8 downstream on this split (no encoder to fine-tune).
+        # shellcheck disable=SC2086
+        ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/finetune/logs/${split}.JOB.log" \
+            python -m espnet_hubert_ae.bin.finetune "${asr_which[@]}" "${controls[@]}" --config "${config}" \
+                --frozen_config "${superb_config:-$(builtin_or superb_tiny superb)}" \
+                --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
+                --eval_sets ${evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
+                --exp_root "${expdir}/finetune" --seeds "${seeds}" --cache_root "${expdir}/features" \
+                --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"}
     done
 fi
 

@@ -1,9 +1,11 @@
 """ESPnet ASR training configs for one experiment, generated from the templates in conf/asr/.
 
 A template is a plain ESPnet ASR config with everything that does not depend on the
-upstream. Generation fills in what does: the s3prl upstream and its feature size (SUPERB
-style), or the encoder architecture of the pretrained checkpoint (fine-tuning). The result
-is written into the experiment, so every run documents exactly what it trained.
+upstream. Generation fills in what does: the layer count and width of the cached hidden
+states (``frontend: layer_sum``, frozen downstreams on a feature cache), the s3prl upstream
+and its feature size (``frontend: s3prl``, the live frozen upstream), or the encoder
+architecture of the pretrained checkpoint (fine-tuning). The result is written into the
+experiment, so every run documents exactly what it trained.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from espnet_hubert_ae.utils.fileio import atomic_write_text
 logger = logging.getLogger(__name__)
 
 UPSTREAM_NAME = "hubert_ae_local"
+CACHED_FRONTEND = "layer_sum"  # espnet_hubert_ae.asr.components
+LIVE_FRONTEND = "s3prl"
 FINETUNE_ENCODER = "torchaudiohubert"  # ESPnet ASR's name for TorchAudioHuBERTPretrainEncoder
 DEFAULT_EMBED_DIM = 768  # TorchAudioHuBERTPretrainEncoder's default encoder_embed_dim
 
@@ -44,6 +48,29 @@ def write_yaml(path: str | os.PathLike, config: dict) -> Path:
     return Path(path)
 
 
+def reads_cache(template: dict) -> bool:
+    """Whether a frozen-downstream template trains on cached features (else on the live upstream)."""
+    frontend = template.get("frontend")
+    if frontend not in (CACHED_FRONTEND, LIVE_FRONTEND):
+        raise ConfigError(f"a frozen-downstream template needs `frontend: {CACHED_FRONTEND}` (cached hidden "
+                          f"states) or `frontend: {LIVE_FRONTEND}` (live upstream), not {frontend!r}")
+    return frontend == CACHED_FRONTEND
+
+
+def cached_config(template: dict, num_layers: int, layer_dim: int) -> dict:
+    """The config of a downstream on cached features of ``num_layers`` states of ``layer_dim``."""
+    config = copy.deepcopy(template)
+    if config.get("frontend") != CACHED_FRONTEND:
+        raise ConfigError(f"a cached-feature template needs `frontend: {CACHED_FRONTEND}`")
+    frontend = config.setdefault("frontend_conf", {}) or {}
+    frontend.update(num_layers=int(num_layers), layer_dim=int(layer_dim))
+    config["frontend_conf"] = frontend
+    config.pop("input_size", None)  # ESPnet builds the frontend only when input_size is unset
+    if config.get("preencoder") == "linear":
+        config.setdefault("preencoder_conf", {})["input_size"] = int(layer_dim)
+    return config
+
+
 def superb_config(template: dict, upstream: str, upstream_config: str | os.PathLike,
                   upstream_name: str = UPSTREAM_NAME) -> dict:
     """The SUPERB-style config for ``upstream`` (a checkpoint path or a registered name).
@@ -52,8 +79,8 @@ def superb_config(template: dict, upstream: str, upstream_config: str | os.PathL
     size (the input of the linear pre-encoder).
     """
     config = copy.deepcopy(template)
-    if config.get("frontend") != "s3prl":
-        raise ConfigError("a SUPERB-style template needs `frontend: s3prl`")
+    if config.get("frontend") != LIVE_FRONTEND:
+        raise ConfigError(f"a live-upstream template needs `frontend: {LIVE_FRONTEND}`")
     frontend = config.setdefault("frontend_conf", {})
     s3prl_conf = frontend.setdefault("frontend_conf", {})
     s3prl_conf["upstream"] = upstream_name

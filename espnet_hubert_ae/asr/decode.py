@@ -1,11 +1,12 @@
-"""Greedy CTC decoding of a data directory with a trained ESPnet ASR model.
+"""Greedy CTC decoding of a data set with a trained ESPnet ASR model.
 
 Greedy decoding is what the model alone predicts: the most likely token per frame, repeats
 merged, blanks removed. It is computed here directly from ``model.encode`` and the CTC
 layer rather than through ``espnet2.bin.asr_inference``, whose beam search with a CTC prefix
 scorer would give the same result at beam 1 only approximately and far more slowly.
 Utterances are decoded one at a time: HuBERT's group-norm conv extractor normalises over
-time, so padding a batch would change the features.
+time, so padding a batch would change the features. The input is what the model was trained
+on: raw audio, or the set's cached hidden states.
 
 n-gram language models are not supported yet; asking for one fails with a clear message.
 """
@@ -15,11 +16,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from espnet_hubert_ae.asr.tokens import BLANK, tokens_to_text
+from espnet_hubert_ae.asr.espnet_run import SetData
+from espnet_hubert_ae.asr.tokens import BLANK, CHARS, Units
 from espnet_hubert_ae.data.audio import read_audio
 from espnet_hubert_ae.data.datadir import DataDirError, read_table
 from espnet_hubert_ae.utils.fileio import atomic_open
@@ -43,6 +47,9 @@ def load_asr_model(train_dir: str | os.PathLike, model_path: str | os.PathLike, 
     """The trained model (eval mode) and its token list."""
     from espnet2.tasks.asr import ASRTask
 
+    from espnet_hubert_ae.asr.components import register
+
+    register()  # models trained on cached features use the project's frontend
     config = Path(train_dir) / "config.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"{config} missing: {train_dir} is not a finished ESPnet ASR training run")
@@ -65,18 +72,31 @@ def greedy_ctc(model, speech: torch.Tensor) -> list[int]:
     return [int(i) for i in ids if int(i) != 0]
 
 
-def decode_datadir(model, token_list: list[str], datadir: str | os.PathLike, hyp_path: str | os.PathLike,
-                   device: str = "cpu") -> Path:
-    """Decode every utterance of ``datadir``; write ``<utt> <hypothesis>`` lines to ``hyp_path``.
+def speech_reader(data: SetData) -> Callable[[str], torch.Tensor]:
+    """``utterance -> model input``: a waveform, or the utterance's cached features (float32)."""
+    if data.speech_type == "sound":
+        wavs = read_table(data.speech)
+        return lambda utt_id: torch.from_numpy(read_audio(wavs[utt_id], utt_id=utt_id))
+    if data.speech_type == "kaldi_ark":
+        import kaldiio
+
+        feats = kaldiio.load_scp(str(data.speech))
+        return lambda utt_id: torch.from_numpy(np.asarray(feats[utt_id], dtype=np.float32))
+    raise DecodingError(f"{data.speech}: cannot decode speech of type {data.speech_type!r}")
+
+
+def decode_set(model, token_list: list[str], data: SetData, hyp_path: str | os.PathLike, units: Units = CHARS,
+               device: str = "cpu") -> Path:
+    """Decode every utterance of ``data``; write ``<utt> <hypothesis>`` lines to ``hyp_path``.
 
     An utterance with nothing recognised gets a line with its id alone (an empty hypothesis).
     """
-    wavs = read_table(Path(datadir) / "wav.scp")
-    if not wavs:
-        raise DataDirError(f"{datadir}: no utterances to decode")
+    utterances = sorted(read_table(data.speech))
+    if not utterances:
+        raise DataDirError(f"{data.speech}: no utterances to decode")
+    read = speech_reader(data)
     with atomic_open(hyp_path) as out:
-        for utt_id in tqdm(sorted(wavs), desc=f"decode {Path(datadir).name}", unit="utt", leave=False):
-            speech = torch.from_numpy(read_audio(wavs[utt_id], utt_id=utt_id)).to(device)
-            text = tokens_to_text(token_list[i] for i in greedy_ctc(model, speech))
+        for utt_id in tqdm(utterances, desc=f"decode {data.name}", unit="utt", leave=False, mininterval=5.0):
+            text = units.detokenize(token_list[i] for i in greedy_ctc(model, read(utt_id).to(device)))
             out.write(f"{utt_id} {text}".rstrip() + "\n")
     return Path(hyp_path)

@@ -1,149 +1,67 @@
-"""The two downstream ASR evaluations, end to end: config, training, decoding, scoring.
+"""The downstream evaluations of stages 8-9, each over one or more seeds.
 
-- :func:`run_superb`: SUPERB-style (stage 8): frozen upstream, weighted sum of its hidden
-  states, BiLSTM + CTC, through ESPnet's s3prl frontend and ``hubert_ae_local``.
-- :func:`run_finetune`: fine-tuning (stage 9): the whole pretrained encoder with CTC,
-  optionally with its top N transformer layers re-initialised.
+- :func:`run_frozen`: a frozen upstream under a trained downstream, SUPERB style:
+  character ASR (weighted layer sum, BiLSTM, CTC) or the phoneme-recognition probe (weighted
+  layer sum, linear CTC). The template decides where the hidden states come from: a feature
+  cache extracted once (``frontend: layer_sum``; the upstream may also be ``fbank``), or the
+  live upstream through ESPnet's s3prl frontend and ``hubert_ae_local`` (``frontend: s3prl``).
+- :func:`run_finetune`: the whole pretrained encoder trained with CTC, optionally with its
+  top N transformer layers re-initialised.
 
-An experiment directory holds::
-
-    experiment.json        what was run (upstream, checkpoint, sets, reset layers...)
-    tokens.txt             character token list of the training text
-    train_config.yaml      the generated ESPnet config
-    shapes/{train,valid}/  ESPnet shape files
-    init_encoder.pth       fine-tuning only: the encoder start point
-    train/                 ESPnet's output_dir (config.yaml, checkpoints, train.log, train.sh)
-    decode_<model>/<set>/  hyp.txt, scores.json, scores.md
-    results.json, results.md   WER/CER of every evaluation set
-
-Each step leaves a ``.done`` marker, so a rerun continues where an interrupted one stopped.
+Each writes ``<exp_dir>/seed<N>/`` per seed (see :mod:`espnet_hubert_ae.asr.experiment`) and
+``<exp_dir>/summary.{json,md}`` over the seeds (see :mod:`espnet_hubert_ae.asr.seeds`).
+A control (``fbank``, ``random_init``) is recorded as such in the summary.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import logging
 import os
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
-from espnet_hubert_ae.asr import espnet_run
-from espnet_hubert_ae.asr.configs import finetune_config, load_yaml, superb_config, write_yaml
-from espnet_hubert_ae.asr.decode import check_lm_supported, decode_datadir, load_asr_model
+from espnet_hubert_ae.asr.cache import ensure_cache
+from espnet_hubert_ae.asr.configs import cached_config, finetune_config, load_yaml, reads_cache, superb_config
+from espnet_hubert_ae.asr.decode import check_lm_supported
+from espnet_hubert_ae.asr.espnet_run import audio_set, cached_set
+from espnet_hubert_ae.asr.experiment import AsrExperiment, check_sets, run_experiment
+from espnet_hubert_ae.asr.phones import find_phone_ctm, write_phone_text
 from espnet_hubert_ae.asr.reset import write_init_state
-from espnet_hubert_ae.asr.scoring import SetScore, format_table, score_files, write_scores
-from espnet_hubert_ae.asr.tokens import check_transcripts, read_token_list
-from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
-
-logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class AsrExperiment:
-    """Everything one ASR training + evaluation needs."""
-
-    exp_dir: Path
-    config: dict
-    train_dir: Path
-    valid_dir: Path
-    eval_dirs: Sequence[Path]
-    token_text_dirs: Sequence[Path] = ()
-    init_param: str | None = None
-    ngpu: int = 0
-    seed: int = 1
-    model_name: str | None = None  # model file of the training run to decode with
-    info: dict = dataclasses.field(default_factory=dict)
+from espnet_hubert_ae.asr.seeds import run_seeds, seed_dir
+from espnet_hubert_ae.asr.sources import FBANK, feature_source
+from espnet_hubert_ae.asr.tokens import CHARS, PHONES, Units
+from espnet_hubert_ae.utils.fileio import done_marker
 
 
-def check_sets(*datadirs: Path) -> None:
-    """Fail early, naming the set, when an input data directory is missing or unlabelled."""
-    for datadir in datadirs:
-        if not (Path(datadir) / "wav.scp").is_file():
-            raise FileNotFoundError(
-                f"data directory {datadir} is missing (no wav.scp): run the data stages for this set, "
-                "or check the corpus paths in db.sh"
-            )
-        espnet_run.transcripts_of(datadir)
+def run_checkpoints(run: str, count: int = 1, registry: str | os.PathLike | None = None) -> list[str]:
+    """Registered names of ``count`` checkpoints of pretraining run ``run`` (its run tag),
+    spread evenly over its steps (the nearest to ``k / count`` of the last step, k = 1..count),
+    the last one included; fewer when the run kept fewer. The untrained step-0 snapshot is left
+    out: it is the random-init control. Checkpoints are ordered by phase, then step."""
+    from espnet_hubert_ae.upstream.registry import open_registry
+
+    if count < 1:
+        raise ValueError(f"--checkpoints_per_run must be at least 1, not {count}")
+    registered = open_registry(registry)
+    last = registered.last(run)  # fails listing the registered runs when ``run`` has none
+    refs = sorted((r for r in registered.values() if r.run == run and r.step), key=lambda r: (r.phase, r.step))
+    chosen = {last.name}
+    for k in range(1, count):
+        target = last.step * k / count
+        chosen.add(min(refs, key=lambda r: (abs(r.step - target), r.phase, r.step)).name)
+    return [r.name for r in refs if r.name in chosen] or [last.name]
 
 
-def run_experiment(exp: AsrExperiment) -> list[SetScore]:
-    """Train (unless done), decode every evaluation set and score it; returns the scores."""
-    exp_dir = Path(exp.exp_dir)
-    if done_marker(exp_dir).exists():
-        logger.info("%s is done already", exp_dir)
-        return []
-    check_sets(exp.train_dir, exp.valid_dir, *exp.eval_dirs)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-
-    train_dir = exp_dir / "train"
-    if not done_marker(train_dir).exists():
-        atomic_write_text(exp_dir / "experiment.json", json.dumps(_describe(exp), indent=2) + "\n")
-        cmd = _prepare_training(exp)
-        espnet_run.run_training(cmd, train_dir)
-    model_path = espnet_run.model_file(train_dir, exp.model_name)
-
-    device = "cuda" if exp.ngpu > 0 and torch.cuda.is_available() else "cpu"
-    model = token_list = None
-    scores = []
-    decode_root = exp_dir / f"decode_{model_path.stem}"
-    for eval_dir in exp.eval_dirs:
-        name = Path(eval_dir).name
-        set_dir = decode_root / name
-        decoded = done_marker(set_dir).exists()
-        if not decoded:
-            if model is None:
-                model, token_list = load_asr_model(train_dir, model_path, device)
-            check_transcripts(espnet_run.transcripts_of(eval_dir), token_list, f"{eval_dir}/text", strict=False)
-            decode_datadir(model, token_list, eval_dir, set_dir / "hyp.txt", device)
-        scores.append(score_files(name, Path(eval_dir) / "text", set_dir / "hyp.txt"))
-        if not decoded:
-            write_scores(set_dir, scores[-1:], title=f"{exp_dir.name}: {name}")
-            done_marker(set_dir).touch()
-        logger.info("%s: WER %.2f%% CER %.2f%% (%d utterances, %d words)", scores[-1].name, scores[-1].wer,
-                    scores[-1].cer, scores[-1].num_utts, scores[-1].word.ref_len)
-
-    title = f"{exp_dir} ({model_path.name}, greedy CTC)"
-    write_scores(exp_dir, scores, title=title)
-    os.replace(exp_dir / "scores.json", exp_dir / "results.json")
-    os.replace(exp_dir / "scores.md", exp_dir / "results.md")
-    done_marker(exp_dir).touch()
-    print(format_table(scores, title))
-    return scores
+def _transcripts(datadirs: Sequence[Path], units: Units, exp_dir: Path,
+                 alignment_dirs: Sequence[Path]) -> dict[Path, Path]:
+    """Data directory -> its reference transcripts in ``units`` (phones are written into the
+    experiment from the phone alignments)."""
+    if units is CHARS:
+        return {d: d / "text" for d in datadirs}
+    return {d: write_phone_text(d, find_phone_ctm(d, alignment_dirs), exp_dir / "phones" / d.name / "text")
+            for d in datadirs}
 
 
-def _prepare_training(exp: AsrExperiment) -> list[str]:
-    exp_dir = Path(exp.exp_dir)
-    token_list = exp_dir / "tokens.txt"
-    espnet_run.prepare_tokens(token_list, exp.train_dir, exp.valid_dir, exp.token_text_dirs)
-    check_transcripts(espnet_run.transcripts_of(exp.train_dir), read_token_list(token_list), f"{exp.train_dir}/text")
-    config = write_yaml(exp_dir / "train_config.yaml", exp.config)
-    train_shapes = espnet_run.write_shape_files(exp.train_dir, exp_dir / "shapes" / "train")
-    valid_shapes = espnet_run.write_shape_files(exp.valid_dir, exp_dir / "shapes" / "valid")
-    return espnet_run.asr_train_command(
-        config=config, output_dir=exp_dir / "train", token_list=token_list,
-        train_dir=Path(exp.train_dir), valid_dir=Path(exp.valid_dir),
-        train_shapes=train_shapes, valid_shapes=valid_shapes,
-        ngpu=exp.ngpu, seed=exp.seed, init_param=exp.init_param,
-    )
-
-
-def _describe(exp: AsrExperiment) -> dict:
-    return {
-        **exp.info,
-        "train_set": str(exp.train_dir),
-        "valid_set": str(exp.valid_dir),
-        "eval_sets": [str(d) for d in exp.eval_dirs],
-        "token_text_sets": [str(d) for d in exp.token_text_dirs],
-        "init_param": exp.init_param,
-        "ngpu": exp.ngpu,
-        "seed": exp.seed,
-    }
-
-
-def run_superb(
+def run_frozen(
     upstream: str,
     template: str | os.PathLike,
     exp_dir: str | os.PathLike,
@@ -151,26 +69,57 @@ def run_superb(
     valid_dir: Path,
     eval_dirs: Sequence[Path],
     *,
-    upstream_name: str = "hubert_ae_local",
+    units: Units = CHARS,
+    seeds: Sequence[int] = (1,),
+    kind: str | None = None,
+    control: str | None = None,
+    cache_root: str | os.PathLike = "exp/features",
+    dtype: str = "float16",
     token_text_dirs: Sequence[Path] = (),
+    alignment_dirs: Sequence[Path] = (),
+    upstream_name: str = "hubert_ae_local",
     ngpu: int = 0,
-    seed: int = 1,
     lm: str | None = None,
-) -> list[SetScore]:
-    """SUPERB-style ASR on a frozen upstream (a checkpoint path or a registered name)."""
+) -> dict:
+    """A downstream on a frozen upstream (registered name, checkpoint path or ``fbank``),
+    trained once per seed; returns the summary over the seeds."""
     from espnet_hubert_ae.upstream.registry import resolve_upstream
 
     check_lm_supported(lm)
-    checkpoint, upstream_config = resolve_upstream(upstream)
-    # The absolute checkpoint path goes into the config: the training process then needs no
-    # registry lookup, and the experiment stays valid if names are registered again.
-    config = superb_config(load_yaml(template), str(checkpoint.resolve()), upstream_config, upstream_name)
-    exp = AsrExperiment(
-        Path(exp_dir), config, Path(train_dir), Path(valid_dir), [Path(d) for d in eval_dirs],
-        token_text_dirs=[Path(d) for d in token_text_dirs], ngpu=ngpu, seed=seed,
-        info={"kind": "superb", "upstream": upstream, "checkpoint": str(checkpoint), "template": str(template)},
-    )
-    return run_experiment(exp)
+    exp_dir = Path(exp_dir)
+    datadirs = [Path(train_dir), Path(valid_dir), *map(Path, eval_dirs)]
+    check_sets(*datadirs, labelled=units is CHARS)
+    config_template = load_yaml(template)
+    texts = _transcripts(datadirs, units, exp_dir, alignment_dirs)
+    info = {"kind": kind or ("pr" if units is PHONES else "superb"), "upstream": upstream,
+            "control": FBANK if upstream == FBANK else control, "units": units.name, "template": str(template),
+            "train_set": str(train_dir)}
+    if reads_cache(config_template):
+        source = feature_source(upstream)
+        caches = {d: ensure_cache(source, d, cache_root, dtype) for d in datadirs}
+        first = caches[datadirs[0]]
+        config = cached_config(config_template, first.num_layers, first.layer_dim)
+        sets = [cached_set(d, caches[d], texts[d]) for d in datadirs]
+        info.update(input="cached", identity=first.identity,
+                    cache={d.name: str(caches[d].directory) for d in datadirs})
+    else:
+        if upstream == FBANK:
+            raise ValueError(f"{template}: the fbank control needs a cached-feature template (frontend: layer_sum)")
+        checkpoint, upstream_config = resolve_upstream(upstream)
+        # The absolute checkpoint path goes into the config: the training process then needs
+        # no registry lookup, and the experiment stays valid if names are registered again.
+        config = superb_config(config_template, str(checkpoint.resolve()), upstream_config, upstream_name)
+        sets = [audio_set(d, texts[d]) for d in datadirs]
+        info.update(input="live", checkpoint=str(checkpoint))
+    extra_texts = list(texts.values())[1:] if units is PHONES else [d / "text" for d in map(Path, token_text_dirs)]
+
+    def run_one(seed: int):
+        return run_experiment(AsrExperiment(
+            seed_dir(exp_dir, seed), config, sets[0], sets[1], sets[2:], units=units,
+            token_text_files=extra_texts, ngpu=ngpu, seed=seed, info={**info, "seed": seed},
+        ))
+
+    return run_seeds(run_one, exp_dir, seeds, info)
 
 
 def run_finetune(
@@ -182,28 +131,38 @@ def run_finetune(
     eval_dirs: Sequence[Path],
     *,
     reset_top_layers: int = 0,
+    seeds: Sequence[int] = (1,),
+    control: str | None = None,
     token_text_dirs: Sequence[Path] = (),
     ngpu: int = 0,
-    seed: int = 1,
     lm: str | None = None,
-) -> list[SetScore]:
-    """CTC fine-tuning of a pretrained checkpoint, its top ``reset_top_layers`` layers reset."""
+) -> dict:
+    """CTC fine-tuning of a pretrained checkpoint, its top ``reset_top_layers`` layers reset
+    (with the seed's initialisation), once per seed; returns the summary over the seeds."""
     from espnet_hubert_ae.upstream.registry import resolve_upstream
 
     check_lm_supported(lm)
     checkpoint, pretrain_config = resolve_upstream(upstream)
     exp_dir = Path(exp_dir)
     config = finetune_config(load_yaml(template), pretrain_config)
-    init_state = exp_dir / "init_encoder.pth"
-    reset_keys: list[str] = []
-    if not done_marker(exp_dir / "train").exists():
-        check_sets(train_dir, valid_dir, *eval_dirs)
-        reset_keys = write_init_state(init_state, checkpoint, pretrain_config, reset_top_layers, seed)
-    exp = AsrExperiment(
-        exp_dir, config, Path(train_dir), Path(valid_dir), [Path(d) for d in eval_dirs],
-        token_text_dirs=[Path(d) for d in token_text_dirs],
-        init_param=f"{init_state}::encoder", ngpu=ngpu, seed=seed,
-        info={"kind": "finetune", "upstream": upstream, "checkpoint": str(checkpoint), "template": str(template),
-              "reset_top_layers": reset_top_layers, "reset_tensors": len(reset_keys)},
-    )
-    return run_experiment(exp)
+    datadirs = [Path(train_dir), Path(valid_dir), *map(Path, eval_dirs)]
+    check_sets(*datadirs)
+    sets = [audio_set(d) for d in datadirs]
+    info = {"kind": "finetune", "upstream": upstream, "control": control, "units": CHARS.name,
+            "checkpoint": str(checkpoint), "template": str(template), "train_set": str(train_dir),
+            "reset_top_layers": reset_top_layers}
+
+    def run_one(seed: int):
+        run_dir = seed_dir(exp_dir, seed)
+        init_state = run_dir / "init_encoder.pth"
+        reset_keys: list[str] = []
+        if not done_marker(run_dir / "train").exists():
+            reset_keys = write_init_state(init_state, checkpoint, pretrain_config, reset_top_layers, seed)
+        return run_experiment(AsrExperiment(
+            run_dir, config, sets[0], sets[1], sets[2:],
+            token_text_files=[d / "text" for d in map(Path, token_text_dirs)],
+            init_param=f"{init_state}::encoder", ngpu=ngpu, seed=seed,
+            info={**info, "seed": seed, "reset_tensors": len(reset_keys)},
+        ))
+
+    return run_seeds(run_one, exp_dir, seeds, info)

@@ -1,9 +1,9 @@
-"""Word and character error rates of decoded sets, with their counts, as JSON and a table.
+"""Word, character and phone error rates of decoded sets, with their counts, as JSON and a table.
 
 Errors are the substitutions, deletions and insertions of a minimum edit-distance alignment.
 An empty hypothesis is all deletions. Characters are counted with word boundaries as one
 space token each (ESPnet's CER convention), so a split or merged word counts at character
-level too.
+level too. Phone transcripts are scored phone by phone (PER).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from espnet_hubert_ae.asr.tokens import CHARS, Units
 from espnet_hubert_ae.data.datadir import read_table
 from espnet_hubert_ae.utils.fileio import atomic_write_text
 
@@ -109,6 +110,14 @@ class SetScore:
     def cer(self) -> float:
         return self.char.rate
 
+    TABLE_HEADER = ("| set | utts | empty hyps | words | WER % | sub | del | ins | chars | CER % |\n"
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def table_row(self) -> str:
+        w = self.word
+        return (f"| {self.name} | {self.num_utts} | {self.empty_hyps} | {w.ref_len} | {self.wer:.2f} | {w.sub} "
+                f"| {w.dele} | {w.ins} | {self.char.ref_len} | {self.cer:.2f} |")
+
     def as_dict(self) -> dict:
         return {
             "set": self.name,
@@ -123,8 +132,34 @@ class SetScore:
         }
 
 
-def score_set(name: str, refs: Mapping[str, str], hyps: Mapping[str, str], hyp_source: str = "hypotheses") -> SetScore:
-    """Score every reference utterance; each must have a hypothesis (possibly empty)."""
+@dataclasses.dataclass(frozen=True)
+class PhoneScore:
+    """Phone error rate of one decoded set (phone transcripts)."""
+
+    name: str
+    num_utts: int
+    phone: ErrorCounts
+    empty_hyps: int
+
+    @property
+    def per(self) -> float:
+        return self.phone.rate
+
+    TABLE_HEADER = ("| set | utts | empty hyps | phones | PER % | sub | del | ins |\n"
+                    "|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def table_row(self) -> str:
+        p = self.phone
+        return (f"| {self.name} | {self.num_utts} | {self.empty_hyps} | {p.ref_len} | {self.per:.2f} | {p.sub} "
+                f"| {p.dele} | {p.ins} |")
+
+    def as_dict(self) -> dict:
+        return {"set": self.name, "num_utts": self.num_utts, "num_phones": self.phone.ref_len,
+                "per": round(self.per, 2), "empty_hyps": self.empty_hyps, "phone": self.phone.as_dict()}
+
+
+def _check_pairs(name: str, refs: Mapping[str, str], hyps: Mapping[str, str], hyp_source: str) -> None:
+    """Every reference utterance has a hypothesis (possibly empty), and no other one has."""
     missing = sorted(refs.keys() - hyps.keys())
     if missing:
         raise ScoringError(
@@ -134,6 +169,11 @@ def score_set(name: str, refs: Mapping[str, str], hyps: Mapping[str, str], hyp_s
     extra = sorted(hyps.keys() - refs.keys())
     if extra:
         raise ScoringError(f"{hyp_source}: hypotheses for utterances not in {name}'s references (e.g. {extra[:3]})")
+
+
+def score_set(name: str, refs: Mapping[str, str], hyps: Mapping[str, str], hyp_source: str = "hypotheses") -> SetScore:
+    """Score every reference utterance; each must have a hypothesis (possibly empty)."""
+    _check_pairs(name, refs, hyps, hyp_source)
     word, char, empty = ErrorCounts(), ErrorCounts(), 0
     for utt_id in sorted(refs):
         ref, hyp = refs[utt_id], hyps[utt_id]
@@ -143,28 +183,34 @@ def score_set(name: str, refs: Mapping[str, str], hyps: Mapping[str, str], hyp_s
     return SetScore(name, len(refs), word, char, empty)
 
 
-def score_files(name: str, ref_path: str | os.PathLike, hyp_path: str | os.PathLike) -> SetScore:
+def score_phone_set(name: str, refs: Mapping[str, str], hyps: Mapping[str, str],
+                    hyp_source: str = "hypotheses") -> PhoneScore:
+    """Phone errors of every reference utterance (space-separated phones)."""
+    _check_pairs(name, refs, hyps, hyp_source)
+    phone, empty = ErrorCounts(), 0
+    for utt_id in sorted(refs):
+        empty += not hyps[utt_id].strip()
+        phone += edit_counts(refs[utt_id].split(), hyps[utt_id].split())
+    return PhoneScore(name, len(refs), phone, empty)
+
+
+def score_files(name: str, ref_path: str | os.PathLike, hyp_path: str | os.PathLike,
+                units: Units = CHARS) -> SetScore | PhoneScore:
     """Score a Kaldi-style hypothesis ``text`` file (``<utt> <words...>``; words may be absent)."""
-    return score_set(name, read_table(ref_path), read_table(hyp_path), hyp_source=str(hyp_path))
+    score = score_set if units is CHARS else score_phone_set
+    return score(name, read_table(ref_path), read_table(hyp_path), hyp_source=str(hyp_path))
 
 
-def format_table(scores: Iterable[SetScore], title: str | None = None) -> str:
-    """A Markdown table of the scores, one row per set."""
+def format_table(scores: Iterable[SetScore | PhoneScore], title: str | None = None) -> str:
+    """A Markdown table of the scores, one row per set (all of one kind)."""
+    scores = list(scores)
     lines = [f"### {title}", ""] if title else []
-    lines += [
-        "| set | utts | words | WER % | sub | del | ins | chars | CER % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in scores:
-        w = s.word
-        lines.append(
-            f"| {s.name} | {s.num_utts} | {w.ref_len} | {s.wer:.2f} | {w.sub} | {w.dele} | {w.ins} "
-            f"| {s.char.ref_len} | {s.cer:.2f} |"
-        )
+    if scores:
+        lines += [scores[0].TABLE_HEADER] + [s.table_row() for s in scores]
     return "\n".join(lines) + "\n"
 
 
-def write_scores(out_dir: str | os.PathLike, scores: Sequence[SetScore], title: str | None = None) -> Path:
+def write_scores(out_dir: str | os.PathLike, scores: Sequence[SetScore | PhoneScore], title: str | None = None) -> Path:
     """Write ``scores.json`` and ``scores.md`` under ``out_dir``; returns the JSON path."""
     out_dir = Path(out_dir)
     payload = {"title": title, "sets": [s.as_dict() for s in scores]}

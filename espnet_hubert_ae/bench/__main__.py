@@ -14,6 +14,7 @@ BENCHMARKS = {
     "features": ("espnet_hubert_ae.bench.features", "early-exit layer features vs a full forward pass"),
     "train-step": ("espnet_hubert_ae.bench.train_step", "training throughput: project path vs a bare loop"),
     "phases": ("espnet_hubert_ae.bench.phases", "steps/s per phase and the phase-switch overhead of a schedule"),
+    "downstream": ("espnet_hubert_ae.bench.downstream", "frozen-upstream ASR: cached hidden states vs the live upstream"),
 }
 
 

@@ -1,7 +1,7 @@
 """Gather what every stage left in a recipe directory into plain records for the report.
 
 Nothing here recomputes a result: each record is read from the files the stages wrote
-(``exp/pretrain/*/``, ``dump/targets/*/``, ``exp/analysis/*/``, ``exp/asr_superb/``,
+(``exp/pretrain/*/``, ``dump/targets/*/``, ``exp/analysis/*/``, ``exp/asr_superb/``, ``exp/pr/``,
 ``exp/finetune/``, ``exp/upstreams.json``, ``exp/stage_times.tsv``). A stage that has not run
 simply leaves its part empty.
 """
@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
+from espnet_hubert_ae.asr.results import DownstreamResult, collect_downstream
 from espnet_hubert_ae.upstream.registry import Registry, read_registry
 from espnet_hubert_ae.utils.cost import Cost
 
@@ -73,18 +74,6 @@ class PretrainRun:
 
 
 @dataclasses.dataclass
-class AsrResult:
-    kind: str  # superb / finetune
-    run: str | None  # pretraining run of the upstream (None: not a registered checkpoint)
-    upstream: str
-    step: int | None
-    train_set: str
-    reset_top_layers: int
-    sets: dict[str, dict]  # eval set -> {wer, cer, num_utts, num_words, ...}
-    directory: Path
-
-
-@dataclasses.dataclass
 class Analysis:
     """One analysed data set: layer curves per checkpoint and measure, plus the summary."""
 
@@ -110,7 +99,7 @@ class Results:
     runs: dict[str, PretrainRun]
     registry: Registry
     analyses: list[Analysis]
-    asr: list[AsrResult]
+    asr: list[DownstreamResult]
     stage_times: list[StageTime]
     data_sets: dict[str, dict]  # set -> {utterances, hours}
 
@@ -182,22 +171,9 @@ def collect_analyses(analysis_root: Path) -> list[Analysis]:
     return analyses
 
 
-def collect_asr(exp_root: Path, registry: Registry) -> list[AsrResult]:
-    results = []
-    for kind, root in (("superb", exp_root / "asr_superb"), ("finetune", exp_root / "finetune")):
-        for path in sorted(root.glob("**/results.json")):
-            described = _read_json(path.parent / "experiment.json") or {}
-            scores = _read_json(path) or {}
-            upstream = str(described.get("upstream", path.parent.name))
-            checkpoint = described.get("checkpoint")
-            entry = registry.get(upstream) or (registry.registered(checkpoint) if checkpoint else None)
-            results.append(AsrResult(
-                kind=kind, run=entry.run if entry else None, upstream=upstream,
-                step=entry.step if entry else None, train_set=Path(str(described.get("train_set", "?"))).name,
-                reset_top_layers=int(described.get("reset_top_layers", 0)),
-                sets={s["set"]: s for s in scores.get("sets", [])}, directory=path.parent,
-            ))
-    return results
+def collect_asr(exp_root: Path, registry: Registry) -> list[DownstreamResult]:
+    """Frozen ASR, phoneme recognition and fine-tuning evaluations (see espnet_hubert_ae.asr.results)."""
+    return collect_downstream(exp_root, registry)
 
 
 def collect_stage_times(path: Path) -> list[StageTime]:

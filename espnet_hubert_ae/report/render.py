@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
-from espnet_hubert_ae.report.collect import AsrResult, PretrainRun, Results
+from espnet_hubert_ae.report.collect import PretrainRun, Results
+from espnet_hubert_ae.report.compare import Score, significant
 from espnet_hubert_ae.report.summary import probe_progress, probe_time_to_target, results_json
 from espnet_hubert_ae.utils.cost import Cost
 
@@ -275,28 +276,63 @@ def analysis_section(results: Results, recipe_dir: Path, reference_strategy: str
     return lines
 
 
-def _wer_cells(result: AsrResult, eval_sets: Sequence[str]) -> list[str]:
-    return [f"{result.sets[s]['wer']:.1f}" if s in result.sets else "-" for s in eval_sets]
+# kind -> (title, how to get it, error rates shown)
+DOWNSTREAM_SECTIONS = {
+    "superb": ("SUPERB-style ASR (frozen upstream)", "run stage 8", ("cer", "wer")),
+    "pr": ("Phoneme recognition (frozen upstream, linear CTC probe)", "run stage 8", ("per",)),
+    "finetune": ("Libri-light fine-tuning", "run stage 9", ("cer", "wer")),
+}
+CONTROLS = ("fbank", "random_init")
 
 
-def asr_section(results: Results, kind: str) -> list[str]:
-    title, how = (("SUPERB-style ASR (frozen upstream, WER %)", "run stage 8") if kind == "superb"
-                  else ("Libri-light fine-tuning (WER %)", "run stage 9"))
+def spread_verdict(row: dict, control: dict, rate: str) -> str:
+    """``better`` / ``worse`` when the mean error rates differ significantly (more than twice the
+    standard error of the difference, :func:`report.compare.significant`), else ``within spread``."""
+    mine, theirs = (Score(r[rate]["mean"], r[rate]["std"], len(r[rate].get("per_seed", []))) for r in (row, control))
+    if mine.n < 2 or theirs.n < 2:
+        return "n/a (1 seed)"
+    if not significant(mine, theirs):
+        return "within spread"
+    return "better" if mine.mean < theirs.mean else "worse"
+
+
+def downstream_section(results: Results, kind: str) -> list[str]:
+    title, how, rates = DOWNSTREAM_SECTIONS[kind]
     lines = [f"## {title}", ""]
     found = [r for r in results.asr if r.kind == kind]
     if not found:
         return lines + _not_run("results", how)
-    eval_sets = sorted({s for r in found for s in r.sets})
-    lines += ["Greedy CTC decoding; WER with the number of words scored per set in "
-              "each experiment's results.md.", ""]
+    lines += ["Greedy CTC decoding. Error rates in %, mean ± standard deviation over the seeds (n - 1); "
+              "empty = share of utterances with an empty hypothesis (the worst seed). A difference between two "
+              "rows counts as significant only when their means differ by more than twice the standard error "
+              f"of the difference; the `vs` columns apply this rule to {rates[0].upper()} against each control trained "
+              "the same way." + (" The fbank row of fine-tuning is the frozen downstream of stage 8 trained "
+                                 "on the fine-tuning split (log-mel frames have no encoder to fine-tune)."
+                                 if kind == "finetune" else ""), ""]
+    controls = {(r.control, r.train_set): r for r in found if r.control}
     rows = []
-    for r in sorted(found, key=lambda r: (r.run or "", r.step or 0, r.train_set, r.reset_top_layers)):
-        lead = [r.run or "-", r.upstream, r.step if r.step is not None else "-"]
+
+    def order(r):
+        return (r.control is None, CONTROLS.index(r.control) if r.control in CONTROLS else 0, r.run or "",
+                r.step or 0, r.train_set, r.reset_top_layers or 0)
+
+    for r in sorted(found, key=order):
+        lead = [r.name, r.upstream, r.step if r.step is not None else "-"]
         if kind == "finetune":
-            lead += [r.train_set, r.reset_top_layers]
-        rows.append(lead + _wer_cells(r, eval_sets))
-    header = ["run", "upstream", "step"] + (["fine-tuned on", "top layers reset"] if kind == "finetune" else [])
-    return lines + _table(header + eval_sets, rows)
+            lead += [r.train_set, "-" if r.reset_top_layers is None else r.reset_top_layers]
+        for set_name, scores in r.sets.items():
+            cells = [f"{scores[k]['mean']:.1f} ± {scores[k]['std']:.1f}" for k in rates]
+            empty = 100.0 * scores["empty_hyps"] / max(1, scores["num_utts"])
+            versus = []
+            for name in CONTROLS:
+                control = controls.get((name, r.train_set))
+                same = control is not None and control is not r and set_name in control.sets
+                versus.append(spread_verdict(scores, control.sets[set_name], rates[0]) if same else "-")
+            rows.append(lead + [set_name, len(r.seeds)] + cells + [f"{empty:.1f}"] + versus)
+    header = ["run / control", "upstream", "step"] + (["fine-tuned on", "top layers reset"] if kind == "finetune"
+                                                       else [])
+    header += ["set", "seeds"] + [f"{k.upper()} %" for k in rates] + ["empty %", "vs fbank", "vs random init"]
+    return lines + _table(header, rows)
 
 
 def time_to_target_section(results: Results, reference_strategy: str) -> list[str]:
@@ -398,8 +434,8 @@ def render(results: Results, repo: Path, reference_strategy: str = "baseline", r
     lines += pretraining_section(runs)
     lines += targets_section(runs)
     lines += analysis_section(results, recipe_dir, reference_strategy)
-    lines += asr_section(results, "superb")
-    lines += asr_section(results, "finetune")
+    for kind in DOWNSTREAM_SECTIONS:
+        lines += downstream_section(results, kind)
     lines += time_to_target_section(results, reference_strategy)
     lines += plots_section(results, extra, recipe_dir)
     return "\n".join(lines).rstrip() + "\n"

@@ -8,7 +8,13 @@
      "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "mfcc", "mfcc_std"},
      "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
                                   "target", "step", "cpu_s", "wall_s"}},
-     "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}}}
+     "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}},
+     "asr": {"<run>" or "fbank" or "random_init": {"set", "cer": {"mean", "std"}, "wer": {...}, "empty_hyps",
+                                                   "seeds", ...}},
+     "pr": {"<run>" or a control: {"set", "per": {"mean", "std"}, "empty_hyps", "seeds", ...}}}
+
+``asr`` and ``pr`` hold the final checkpoint of every run and the controls, on the analysed set
+(:func:`espnet_hubert_ae.asr.results.downstream_json`).
 
 The probe's best layer is chosen among the transformer layers (1 and above): layer 0 is the
 input of the first transformer layer, so a best layer 0 means the transformer added nothing. A
@@ -21,6 +27,7 @@ from __future__ import annotations
 import statistics
 from typing import Sequence
 
+from espnet_hubert_ae.asr.results import downstream_json
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
 
@@ -150,4 +157,5 @@ def results_json(results: Results, reference_strategy: str, analysis_set: str = 
         "time_to_target": _time_to_target(
             probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
         "pnmi": _pnmi(runs, analysis_set),
+        **downstream_json(results.asr, results.registry, analysis_set),
     }

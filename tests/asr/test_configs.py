@@ -1,9 +1,18 @@
-"""Generated ESPnet configs (SUPERB-style and fine-tuning)."""
+"""Generated ESPnet configs (cached and live frozen upstream, fine-tuning) and the choice of upstreams."""
 
 import pytest
 import yaml
 
-from espnet_hubert_ae.asr.configs import ConfigError, finetune_config, load_yaml, superb_config
+from espnet_hubert_ae.asr.configs import (
+    ConfigError,
+    cached_config,
+    finetune_config,
+    load_yaml,
+    reads_cache,
+    superb_config,
+)
+from espnet_hubert_ae.asr.pipeline import run_checkpoints
+from espnet_hubert_ae.upstream.registry import CheckpointRef, UpstreamError, write_registry
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 
@@ -15,8 +24,27 @@ def pretrain_config(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("name", ["superb", "superb_tiny", "pr", "pr_tiny"])
+def test_cached_configs_get_the_layers_of_the_cache(name):
+    template = load_yaml(resolve_preset("asr", name))
+    assert reads_cache(template)
+    config = cached_config(template, num_layers=13, layer_dim=768)
+    assert config["frontend"] == "layer_sum" and config["frontend_conf"]["num_layers"] == 13
+    assert config["frontend_conf"]["layer_dim"] == 768 and "input_size" not in config
+    assert config["encoder"] == ("identity" if name.startswith("pr") else "blstm")
+    if config.get("preencoder") == "linear":
+        assert config["preencoder_conf"]["input_size"] == 768
+
+
+def test_a_template_of_another_frontend_is_refused():
+    with pytest.raises(ConfigError, match="frontend: layer_sum"):
+        reads_cache({"frontend": "default"})
+
+
 def test_superb_config_points_at_the_upstream(pretrain_config):
-    config = superb_config(load_yaml(resolve_preset("asr", "superb")), "/x/model.pth", pretrain_config)
+    template = load_yaml(resolve_preset("asr", "superb_s3prl"))
+    assert not reads_cache(template)
+    config = superb_config(template, "/x/model.pth", pretrain_config)
     assert config["frontend_conf"]["frontend_conf"] == {"upstream": "hubert_ae_local", "path_or_url": "/x/model.pth"}
     assert config["frontend_conf"]["multilayer_feature"] is True
     assert config["freeze_param"] == ["frontend.upstream"]
@@ -41,3 +69,23 @@ def test_channel_mask_that_torchaudio_cannot_draw_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="mask_channel_prob"):
         finetune_config(load_yaml(resolve_preset("asr", "finetune_10h")), small)
 
+
+def _registry(tmp_path, checkpoints):
+    refs = [CheckpointRef(f"{run}/p{phase}/step{step}", tmp_path / f"{run}{phase}{step}.pth", tmp_path / "config.yaml",
+                          run, run.split("_")[0], phase, step) for run, phase, step in checkpoints]
+    return write_registry(tmp_path / "upstreams.json", refs)
+
+
+def test_checkpoints_spread_over_a_run(tmp_path):
+    run = "progressive_tiny"
+    steps = [(1, 0), (1, 100), (1, 200), (1, 300), (2, 400), (2, 500), (2, 600)]
+    registry = _registry(tmp_path, [(run, p, s) for p, s in steps] + [("baseline_tiny", 3, 50)])
+    assert run_checkpoints(run, 3, registry) == [f"{run}/p1/step200", f"{run}/p2/step400", f"{run}/p2/step600"]
+    assert run_checkpoints(run, 1, registry) == [f"{run}/p2/step600"]
+    assert run_checkpoints("baseline_tiny", 1, registry) == ["baseline_tiny/p3/step50"]
+    # no more than the run kept, and never its untrained step-0 model (the random-init control)
+    assert run_checkpoints(run, 10, registry) == [f"{run}/p{p}/step{s}" for p, s in steps[1:]]
+    with pytest.raises(ValueError, match="at least 1"):
+        run_checkpoints(run, 0, registry)
+    with pytest.raises(UpstreamError, match="registered runs: baseline_tiny, progressive_tiny"):
+        run_checkpoints("height_tiny", 1, registry)

@@ -1,4 +1,4 @@
-"""WER/CER on hand-made pairs: each kind of error, empty hypotheses, incomplete decodes."""
+"""WER/CER/PER on hand-made pairs: each kind of error, empty hypotheses, incomplete decodes."""
 
 import json
 
@@ -13,6 +13,7 @@ from espnet_hubert_ae.asr.scoring import (
     score_set,
     write_scores,
 )
+from espnet_hubert_ae.asr.tokens import PHONES
 
 
 @pytest.mark.parametrize(
@@ -71,4 +72,15 @@ def test_files_with_empty_hypothesis_lines(tmp_path):
     payload = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert payload["sets"][0]["wer"] == 75.0
     assert payload["sets"][0]["num_words"] == 4 and payload["sets"][0]["num_utts"] == 2
-    assert "| test | 2 | 4 | 75.00 |" in (tmp_path / "out" / "scores.md").read_text()
+    assert "| test | 2 | 1 | 4 | 75.00 |" in (tmp_path / "out" / "scores.md").read_text()  # 1 empty hypothesis
+
+
+def test_phone_error_rate(tmp_path):
+    (tmp_path / "ref").write_text("u1 k a t\nu2 d O g\n")
+    (tmp_path / "hyp").write_text("u1 k a t s\nu2\n")  # one insertion; u2: nothing recognised
+    score = score_files("dev", tmp_path / "ref", tmp_path / "hyp", units=PHONES)
+    assert score.phone == ErrorCounts(6, 0, 3, 1) and score.empty_hyps == 1
+    assert score.per == pytest.approx(100 * 4 / 6)
+    write_scores(tmp_path / "out", [score])
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["sets"][0]["per"] == 66.67
+    assert "| dev | 2 | 1 | 6 | 66.67 | 0 | 3 | 1 |" in (tmp_path / "out" / "scores.md").read_text()

@@ -1,8 +1,9 @@
-"""The character token list: ESPnet's layout, round trips, characters it cannot express."""
+"""Token lists (characters and phones): ESPnet's layout, round trips, units a list cannot express."""
 
 import pytest
 
 from espnet_hubert_ae.asr.tokens import (
+    PHONES,
     TokenError,
     build_token_list,
     check_transcripts,
@@ -36,3 +37,11 @@ def test_bad_token_list_file(tmp_path):
         read_token_list(tmp_path / "t.txt")
     with pytest.raises(FileNotFoundError):
         read_token_list(tmp_path / "missing.txt")
+
+
+def test_phone_units_are_whole_labels():
+    tokens = build_token_list(["k a t", "aI t", "t"], PHONES)
+    assert tokens == ["<blank>", "<unk>", "t", "a", "aI", "k", "<sos/eos>"]
+    assert PHONES.detokenize(["<blank>", "aI", "t", "<sos/eos>"]) == "aI t"
+    with pytest.raises(TokenError, match=r"phones outside the token list: 'Z'"):
+        check_transcripts({"u1": "k Z"}, tokens, "dev", units=PHONES)

@@ -40,9 +40,10 @@ OPTIONS = [
     # 40 dev utterances: a handful of words have an instance per fold, fewer than word CCA asks
     "--analysis_args", "--min_labels 2",
     "--superb_config", "conf/asr/quick_superb.yaml", "--finetune_config", "conf/asr/quick_finetune.yaml",
+    "--pr_config", "conf/asr/quick_pr.yaml", "--seeds", "1 2",
 ]  # fmt: skip
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
-            "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target")
+            "Layerwise analysis", "SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning", "Time to target")
 # A resumed phase replays the same batches with the same random state (ESPnet seeds each epoch,
 # and the learning rate is a function of the restored global step): its weights equal an
 # uninterrupted run's (measured: identical) up to float rounding. A resume that loses Adam's
@@ -51,9 +52,10 @@ RESUME_ATOL = 1e-6
 
 
 def write_configs(conf: Path) -> None:
-    """The renamed progressive schedule, and the built-in corpus' ASR configs cut to a few steps."""
+    """The renamed progressive schedule, and the built-in corpus' downstream configs cut to a few steps."""
     shutil.copy(conf / "strategy" / "ci_progressive.yaml", conf / "strategy" / Path(PROGRESSIVE_FILE).name)
-    shorten(conf / "asr" / "superb_tiny.yaml", conf / "asr" / "quick_superb.yaml")
+    shorten(conf / "asr" / "superb_tiny.yaml", conf / "asr" / "quick_superb.yaml", batch_bins=600)
+    shorten(conf / "asr" / "pr_tiny.yaml", conf / "asr" / "quick_pr.yaml", batch_bins=600)
     shorten(conf / "asr" / "finetune_tiny.yaml", conf / "asr" / "quick_finetune.yaml",
             scheduler_conf={"max_steps": 8, "warmup_ratio": 0.25, "hold_ratio": 0.25, "decay_ratio": 0.5},
             freeze_encoder_updates=2)
@@ -62,6 +64,8 @@ def write_configs(conf: Path) -> None:
 def shorten(template: Path, out: Path, freeze_encoder_updates: int | None = None, **overrides) -> None:
     config = yaml.safe_load(template.read_text())
     config.update(max_epoch=2, num_iters_per_epoch=4, **overrides)
+    if "max_steps" in (config.get("scheduler_conf") or {}):
+        config["scheduler_conf"]["max_steps"] = 8
     if freeze_encoder_updates is not None:
         config["encoder_conf"]["freeze_encoder_updates"] = freeze_encoder_updates
     out.write_text(yaml.safe_dump(config))
@@ -189,19 +193,25 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
     for measure, curve in fresh_measures.items():
         np.testing.assert_allclose(curve, analysed[name][measure], rtol=1e-5, err_msg=measure)
 
-    # Stages 8-9 (their own tests cover them in depth): a results file per upstream and setting.
+    # Stages 8-9 (their own tests cover them in depth): a summary over both seeds per upstream and setting.
     run_recipe(recipe, "--stage", "8", "--stop_stage", "10")
     for strategy in STRATEGIES:
         tag = f"{strategy}_tiny_{STEPS}_p{2 if strategy == 'ci_baseline' else 3}_step{STEPS}"
-        for results in (recipe / f"exp/asr_superb/quick_superb/{tag}/results.json",
-                        recipe / f"exp/finetune/quick_finetune/{tag}/train_10min_reset2/results.json"):
-            sets = [s["set"] for s in json.loads(results.read_text())["sets"]]
-            assert sets == ["dev_clean", "test_clean"], results
+        for exp_dir in (recipe / f"exp/asr_superb/quick_superb/{tag}", recipe / f"exp/pr/quick_pr/{tag}",
+                        recipe / f"exp/finetune/quick_finetune/{tag}/train_10min_reset2"):
+            summary = json.loads((exp_dir / "summary.json").read_text())
+            assert sorted(summary["sets"]) == ["dev_clean", "test_clean"] and summary["seeds"] == [1, 2], exp_dir
     text = (recipe / "RESULTS.md").read_text()
     for section in SECTIONS:
         body = re.search(rf"^## {re.escape(section)}.*?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
         assert body and "_No " not in body.group(1) and re.search(r"\d", body.group(1)), (section, text)
     for strategy in STRATEGIES:
         assert f"| {strategy}_tiny_{STEPS} |" in text
+    # Rows: per evaluation set (dev_clean, test_clean), the two controls and the two runs (fine-tuning:
+    # reset 2). Every row has its mean ± std over the two seeds.
+    for section in ("SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning"):
+        table = text.split(f"## {section}")[1].split("\n## ")[0]
+        cells = re.findall(r"\| (dev_clean|test_clean) \| 2 \| \d+\.\d ± \d+\.\d \|", table)
+        assert len(cells) == 2 * 4, (section, table)
     times = (recipe / "exp" / "stage_times.tsv").read_text()
     assert {line.split("\t")[0] for line in times.splitlines()} >= {str(s) for s in range(1, 10)}

@@ -16,7 +16,8 @@ from espnet_hubert_ae.report.summary import probe_time_to_target, results_json
 from espnet_hubert_ae.utils.cost import Cost
 
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
-            "Layerwise analysis", "SUPERB-style ASR", "Libri-light fine-tuning", "Time to target", "Plots")
+            "Layerwise analysis", "SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning", "Time to target",
+            "Plots")
 STEPS = (0, 10, 20, 30, 40)
 # Best transformer layer's probe per checkpoint (2 seeds, std 0.01 each): progressive gets to
 # the baseline's final score half-way; both start at the untrained model's 0.25.
@@ -98,6 +99,18 @@ def _make_run(recipe: Path, strategy: str) -> list[dict]:
     return entries
 
 
+def _write_summary(exp_dir: Path, kind: str, upstream: str, train_set: str, rates: dict[str, list[float]],
+                   reset: int | None = None, control: str | None = None) -> None:
+    """What stages 8-9 leave for one evaluation over seeds 1 and 2 (see espnet_hubert_ae.asr.seeds)."""
+    from espnet_hubert_ae.asr.seeds import mean_std
+
+    dev = {"num_utts": 10, "empty_hyps": 0, "empty_hyps_per_seed": [0, 0]}
+    dev.update({rate: {**mean_std(values), "per_seed": values} for rate, values in rates.items()})
+    _write(exp_dir / "summary.json", {"kind": kind, "upstream": upstream, "control": control,
+                                      "template": f"conf/asr/{kind}_tiny.yaml", "train_set": f"dump/raw/{train_set}",
+                                      "reset_top_layers": reset, "seeds": [1, 2], "sets": {"dev_clean": dev}})
+
+
 @pytest.fixture
 def recipe(tmp_path):
     recipe = tmp_path / "recipe"
@@ -112,14 +125,18 @@ def recipe(tmp_path):
     _write(recipe / "exp" / "analysis" / "dev_clean" / "table.tsv", "\n".join(rows) + "\n")
     _write(recipe / "exp" / "analysis" / "dev_clean" / "summary.json", {"checkpoints": {}})
     for strategy, wer in (("baseline", 40.0), ("progressive", 35.5)):
-        exp = recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_tiny_40_p2_step40"
-        _write(exp / "experiment.json", {"kind": "superb", "upstream": f"{strategy}_tiny_40/p2/step40",
-                                         "train_set": "dump/raw/train_pretrain"})
-        _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer, "cer": 20.0, "num_utts": 10}]})
-        exp = recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_tiny_40_p2_step40" / "train_10min_reset2"
-        _write(exp / "experiment.json", {"kind": "finetune", "upstream": f"{strategy}_tiny_40/p2/step40",
-                                         "train_set": "dump/raw/train_10min", "reset_top_layers": 2})
-        _write(exp / "results.json", {"sets": [{"set": "dev_clean", "wer": wer + 12, "cer": 30.0}]})
+        _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / f"{strategy}_tiny_40_p2_step40", "superb",
+                       f"{strategy}_tiny_40/p2/step40", "train_10h", {"cer": [20.0, 20.0], "wer": [wer - 1, wer + 1]})
+        _write_summary(recipe / "exp" / "pr" / "pr_tiny" / f"{strategy}_tiny_40_p2_step40", "pr",
+                       f"{strategy}_tiny_40/p2/step40", "train_1h", {"per": [50.0, 52.0]})
+        for reset in (0, 2):
+            _write_summary(recipe / "exp" / "finetune" / "finetune_tiny" / f"{strategy}_tiny_40_p2_step40"
+                           / f"train_10min_reset{reset}", "finetune", f"{strategy}_tiny_40/p2/step40", "train_10min",
+                           {"cer": [30.0, 30.0], "wer": [wer + 9 + reset, wer + 11 + reset]}, reset=reset)
+    _write_summary(recipe / "exp" / "asr_superb" / "superb_tiny" / "fbank", "superb", "fbank", "train_10h",
+                   {"cer": [30.0, 31.0], "wer": [70.0, 72.0]}, control="fbank")
+    _write_summary(recipe / "exp" / "pr" / "pr_tiny" / "random_init", "pr", "exp/controls/step0.pth", "train_1h",
+                   {"per": [90.0, 91.0]}, control="random_init")
     _write(recipe / "dump" / "raw" / "dev_clean" / "utt2num_samples", "u1 16000\nu2 32000\n")
     _write(recipe / "exp" / "stage_times.tsv", "5\t2026-01-01 00:00:00\t1200\t./run.sh --strategy baseline\n")
     return recipe
@@ -153,6 +170,10 @@ def test_results_json_has_runs_controls_and_time_to_target(recipe):
     assert (controls["logmel"], controls["logmel_std"], controls["mfcc"]) == (0.44, 0.005, 0.48)
     assert set(summary["time_to_target"]) == {"progressive_tiny_40"}
     assert 0.2 < summary["time_to_target"]["progressive_tiny_40"]["cost_ratio"] < 0.25
+    assert summary["asr"]["fbank"]["cer"] == {"mean": 30.5, "std": pytest.approx(0.7071, abs=1e-4)}
+    assert summary["asr"]["progressive_tiny_40"]["wer"]["mean"] == 35.5
+    assert summary["asr"]["progressive_tiny_40"]["empty_hyps"] == 0
+    assert summary["pr"]["random_init"]["per"]["mean"] == 90.5 and summary["pr"]["baseline_tiny_40"]["seeds"] == [1, 2]
     assert summary["pnmi"]["progressive_p1"] == {"set": "dev_clean", "k": 100, "frames": 5000, "plugin": 0.4,
                                                   "corrected": 0.35, "held_out": True}
 
@@ -169,6 +190,14 @@ def test_results_md_has_every_section_with_numbers(recipe, repo_root):
     assert "| untrained model (best layer) | 0.250 |" in text
     assert "| **progressive_tiny_40** | 0.650 ± 0.010 | 1 |" in text
     assert re.search(r"\| progressive_tiny_40 \| 19 \| 4\.8 \| [\d.]+ \| 0\.24 \|", text)  # time-to-target row
+    assert ("| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | train_10min | 2 | dev_clean | 2 | 30.0 ± 0.0 "
+            "| 52.0 ± 1.4 | 0.0 |") in text
+    # SUPERB-style ASR: fbank first; the runs' CER (20.0 ± 0.0) beats fbank's (30.5 ± 0.7) beyond the spread.
+    assert "| fbank | fbank | - | dev_clean | 2 | 30.5 ± 0.7 | 71.0 ± 1.4 | 0.0 | - | - |" in text
+    assert ("| progressive_tiny_40 | progressive_tiny_40/p2/step40 | 40 | dev_clean | 2 | 20.0 ± 0.0 | 35.5 ± 1.4 "
+            "| 0.0 | better | - |") in text
+    # PR: the runs' PER beats the random-init control's beyond the spread.
+    assert "| baseline_tiny_40 | baseline_tiny_40/p2/step40 | 40 | dev_clean | 2 | 51.0 ± 1.4 | 0.0 | - | better |" in text
     assert (recipe / "exp" / "report" / "phone_probe_vs_cpu.png").stat().st_size > 0
     assert "![phone_probe_vs_cpu](exp/report/phone_probe_vs_cpu.png)" in text
 
