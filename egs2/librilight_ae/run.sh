@@ -49,7 +49,6 @@ analysis_checkpoints=all        # registered checkpoint names to analyse (all: e
 reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream evaluations (stages 8-9)
-seeds="1 2"          # seeds of the downstream trainings (frozen ASR, PR, fine-tuning): results are their mean and standard deviation
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
 asr_checkpoints_per_run=1  # stage 8 without asr_upstreams: checkpoints of each run, spread over its steps, the last included
 asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
