@@ -13,6 +13,7 @@ BENCHMARKS = {
     "kmeans": ("espnet_hubert_ae.bench.kmeans", "project k-means vs the sklearn reference; memory bound"),
     "features": ("espnet_hubert_ae.bench.features", "early-exit layer features vs a full forward pass"),
     "train-step": ("espnet_hubert_ae.bench.train_step", "training throughput: project path vs a bare loop"),
+    "logits": ("espnet_hubert_ae.bench.logits", "HuBERT's logits: matmul form vs torchaudio's, s/step per K"),
     "phases": ("espnet_hubert_ae.bench.phases", "steps/s per phase and the phase-switch overhead of a schedule"),
     "downstream": ("espnet_hubert_ae.bench.downstream", "frozen-upstream ASR: cached hidden states vs the live upstream"),
 }
