@@ -60,7 +60,7 @@ pr_train_set=        # stage 8 PR training set, aligned by stage 3 (empty: as su
 cache_dtype=float16  # stage 8: precision of the cached hidden states (float16 or float32)
 finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
 finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
-reset_top_layers="0 1 2 3"  # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep
+reset_top_layers=    # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep (empty: "0 2" for builtin, "0 1 2 3" otherwise)
 asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
 ### end options
@@ -308,6 +308,7 @@ if run_stage 8; then
 fi
 
 if run_stage 9; then
+    reset_top_layers=${reset_top_layers:-$(builtin_or "0 2" "0 1 2 3")}
     log "Stage 9: Libri-light fine-tuning (top layers reset: ${reset_top_layers}; seeds: ${seeds})"
     splits=${finetune_splits:-$(builtin_or train_10min "$(present_sets ${finetune_list})")}
     [ -n "${splits}" ] || log "  no fine-tuning set (librispeech: set LIBRILIGHT_LIMITED in db.sh): nothing to do"
