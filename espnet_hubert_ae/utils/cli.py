@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Callable
 
 # Errors that users cause (bad input, missing files, wrong options): printed as one clear
@@ -46,6 +48,10 @@ def cli_main(func: Callable[[list[str] | None], int | None]) -> Callable[[list[s
     @functools.wraps(func)
     def wrapper(argv: list[str] | None = None) -> int:
         setup_logging()
+        if threading.current_thread() is threading.main_thread():
+            # A job started in the background of a shell script (run_job.sh runs its jobs with
+            # "&") inherits SIGINT ignored, so Ctrl-C would leave it running: stop on it anyway.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return func(argv) or 0
         except USER_ERRORS as err:
