@@ -49,6 +49,7 @@ SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining c
 # uninterrupted run's (measured: identical) up to float rounding. A resume that loses Adam's
 # moments ends 2.5e-4 away after its 3 remaining steps.
 RESUME_ATOL = 1e-6
+CLUSTER_MEASURES = ("pnmi", "pnmi_corrected", "phone_purity", "cluster_purity")
 
 
 def write_configs(conf: Path) -> None:
@@ -98,11 +99,13 @@ def phase_dirs(recipe: Path, strategy: str) -> Path:
 
 
 def results_of(directory: Path) -> dict[str, dict]:
-    """Checkpoint name -> its per-layer measures, from every results.json under ``directory``."""
+    """Checkpoint name -> its per-layer measures, from every checkpoint's results.json under
+    ``directory`` (the input controls' results.json is not a checkpoint's)."""
     found = {}
     for path in directory.glob("**/results.json"):
         result = json.loads(path.read_text())
-        found[result["checkpoint"]["name"]] = result["measures"]
+        if "checkpoint" in result:
+            found[result["checkpoint"]["name"]] = result["measures"]
     return found
 
 
@@ -170,7 +173,7 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
     # Stage 7 interrupted (SIGINT) after its first checkpoint, then rerun: the finished checkpoint
     # is not recomputed, and its results equal those of an analysis run without interruption.
     analysis = recipe / "exp" / "analysis" / "dev_clean"
-    interrupt(recipe, 7, signal.SIGINT, lambda: any(analysis.glob("**/results.json")), delay=rng.uniform(0.0, 3.0))
+    interrupt(recipe, 7, signal.SIGINT, lambda: bool(results_of(analysis)), delay=rng.uniform(0.0, 3.0))
     first = results_of(analysis)
     assert first, "no checkpoint was finished before the interruption"
     run_recipe(recipe, "--stage", "7", "--stop_stage", "7")
@@ -187,11 +190,13 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
                     "--rare_phones", "drop", "--min_labels", "2", "--seed", "1", "--seeds", "1 2",
                     "--num_threads", "2"],  # as run.sh --nj 2
                    cwd=recipe, check=True, capture_output=True)
-    # Equal up to the summation order of the BLAS threads.
+    # Equal up to the summation order of the BLAS threads; through k-means that order can move a
+    # few frames to another cluster (measured: a PNMI 8e-5 away), so cluster measures get 1e-3.
     fresh_measures = results_of(fresh)[name]
     assert sorted(fresh_measures) == sorted(analysed[name])
     for measure, curve in fresh_measures.items():
-        np.testing.assert_allclose(curve, analysed[name][measure], rtol=1e-5, err_msg=measure)
+        tolerance = {"atol": 1e-3} if measure in CLUSTER_MEASURES else {"rtol": 1e-5}
+        np.testing.assert_allclose(curve, analysed[name][measure], err_msg=measure, **tolerance)
 
     # Stages 8-9 (their own tests cover them in depth): a summary over both seeds per upstream and setting.
     run_recipe(recipe, "--stage", "8", "--stop_stage", "10")
