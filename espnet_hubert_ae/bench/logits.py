@@ -59,15 +59,32 @@ def time_steps(model, wav, lengths, labels, steps: int) -> float:
     return min(times[1:])
 
 
+def logit_difference(generator, num_classes: int, frames: int = 500) -> float:
+    """Largest difference between torchaudio's logits and the matmul ones on random frames."""
+    import torch
+    from torchaudio.models.wav2vec2.components import _compute_logits
+
+    from espnet_hubert_ae.model.logits import matmul_logits
+
+    with torch.no_grad():
+        proj = generator.final_proj(torch.randn(frames, generator.final_proj.in_features))
+        target = torch.randint(0, num_classes, (frames,))
+        reference = _compute_logits(proj, target, generator.label_embeddings)
+        ours = matmul_logits(proj, target, generator.label_embeddings)
+    finite = torch.isfinite(reference)
+    return float((ours[finite] - reference[finite]).abs().max())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     threads = limit_threads(args.threads)
     import torch
 
+    from espnet_hubert_ae.data.datadir import SAMPLE_RATE
     from espnet_hubert_ae.model.frames import conv_frame_count
-    from espnet_hubert_ae.model.logits import matmul_logits, use_matmul_logits
+    from espnet_hubert_ae.model.logits import use_matmul_logits
 
-    samples = int(args.seconds * 16000 / 4)
+    samples = int(args.seconds * SAMPLE_RATE / 4)
     wav, lengths = torch.randn(4, samples), torch.full((4,), samples)
     rows = []
     print(f"model {args.model}, {args.seconds:g} s of audio per step, {threads} threads")
@@ -75,15 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         model, conv = build_model(args.model, k)
         labels = torch.randint(0, k, (4, conv_frame_count(samples, conv)))
-        generator = model.logit_generator
-        proj = generator.final_proj(torch.randn(500, generator.final_proj.in_features))
-        target = torch.randint(0, k, (500,))
-        from torchaudio.models.wav2vec2.components import _compute_logits
-
-        reference = _compute_logits(proj, target, generator.label_embeddings)
-        ours = matmul_logits(proj, target, generator.label_embeddings)
-        finite = torch.isfinite(reference)
-        difference = float((ours[finite] - reference[finite]).abs().max())
+        difference = logit_difference(model.logit_generator, k)
         stock = time_steps(model, wav, lengths, labels, args.steps)
         use_matmul_logits(model)
         matmul = time_steps(model, wav, lengths, labels, args.steps)

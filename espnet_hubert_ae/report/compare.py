@@ -70,18 +70,18 @@ def reference_run(results: Results, strategy: str) -> PretrainRun | None:
     return max(candidates, key=lambda r: (r.steps, r.name)) if candidates else None
 
 
-def _crossing(run: PretrainRun, points: Sequence[tuple[int, Score]], good_enough, distance) -> float | None:
-    """The (interpolated) global step at which ``points`` first become good enough."""
+def _crossing(points: Sequence[tuple[int, Score]], distance) -> float | None:
+    """The (interpolated) global step at which ``points`` first reach the target: where
+    ``distance`` of their mean to it, positive short of it, first falls to 0 or below."""
     previous = None
     for step, score in sorted(points, key=lambda p: p[0]):
-        if good_enough(score.mean):
+        gap = distance(score.mean)
+        if gap <= 0:
             if previous is None:
                 return float(step)
-            step0, score0 = previous
-            gap0, gap1 = distance(score0.mean), distance(score.mean)  # > 0 before, <= 0 at the crossing
-            share = gap0 / (gap0 - gap1) if gap0 != gap1 else 1.0
-            return step0 + share * (step - step0)
-        previous = (step, score)
+            step0, gap0 = previous
+            return step0 + gap0 / (gap0 - gap) * (step - step0)  # gap0 > 0 >= gap
+        previous = (step, gap)
     return None
 
 
@@ -94,19 +94,15 @@ def time_to_target(results: Results, reference: PretrainRun, measure: str, where
         return None  # the reference's final checkpoint was not measured
     final = ref_points[-1][1]
     tolerance = 2.0 * final.stderr if final.n > 1 else 0.0
-    if higher_is_better:
-        threshold = final.mean - tolerance
-        good, distance = (lambda v: v >= threshold), (lambda v: threshold - v)
-    else:
-        threshold = final.mean + tolerance
-        good, distance = (lambda v: v <= threshold), (lambda v: v - threshold)
+    sign = 1.0 if higher_is_better else -1.0  # +1: an accuracy, -1: an error rate
+    threshold = final.mean - sign * tolerance
     total = reference.cost().cpu_s or 1.0
     reached: dict[str, Reached | None] = {}
     for run_name, points in sorted(progress.items()):
         run = results.runs.get(run_name)
         if run is None:
             continue
-        step = _crossing(run, points, good, distance)
+        step = _crossing(points, lambda v: sign * (threshold - v))
         if step is None:
             reached[run_name] = None
             continue

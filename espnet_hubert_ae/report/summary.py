@@ -32,7 +32,7 @@ from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
 
 PROBE = "phone_probe_acc"
-CONTROL_NAMES = {"logmel": "logmel", "mfcc": "mfcc"}  # results.json name -> the analysis' control name
+INPUT_CONTROLS = ("logmel", "mfcc")  # the analysis' input controls, under the same names in results.json
 
 
 def probe_score(result: dict) -> Score | None:
@@ -99,14 +99,14 @@ def _controls(results: Results, analysis: Analysis | None) -> dict:
     if analysis is None:
         return {}
     out: dict = {"set": analysis.set_name}
-    finals = [r for r in analysis.results.values() if (r.get("probe") or {}).get("majority")]
-    if finals:
-        majority = next(iter(finals))["probe"]["majority"]
-        out["majority"] = statistics.mean(majority.values()) if isinstance(majority, dict) else majority
-        controls = next(iter(finals))["probe"].get("controls") or {}
-        for key, name in CONTROL_NAMES.items():
+    # Every checkpoint's probe carries the same floors (same frames, splits and seeds): take the first.
+    probe = next((r["probe"] for r in analysis.results.values() if (r.get("probe") or {}).get("majority")), None)
+    if probe is not None:
+        out["majority"] = statistics.mean(probe["majority"].values())  # seed -> accuracy
+        controls = probe.get("controls") or {}
+        for name in INPUT_CONTROLS:
             if name in controls:  # mean and std over the same splits as the checkpoints
-                out[key], out[f"{key}_std"] = controls[name]["mean"], controls[name]["std"]
+                out[name], out[f"{name}_std"] = controls[name]["mean"], controls[name]["std"]
     untrained = [probe_score(r) for name, r in analysis.results.items()
                  if (ref := results.registry.get(name)) is not None and ref.step == 0]
     untrained = [s for s in untrained if s is not None]
