@@ -244,7 +244,7 @@ if run_stage 7; then
         python -m espnet_hubert_ae.bin.analyse --data "${analysis_data}" --outdir "${analysis_dir}" \
             --registry "${expdir}/upstreams.json" --checkpoints "${checkpoints[@]}" \
             --reference_strategy "${reference_strategy}" --seed "${seed}" --seeds "${seeds}" --device "${device}" \
-            "${extra_args[@]}"
+            --metric_threads "${nj}" "${extra_args[@]}"
 fi
 
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the

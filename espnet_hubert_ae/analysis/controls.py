@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from espnet_hubert_ae.analysis.config import FRAME_METRICS
-from espnet_hubert_ae.analysis.layerwise import Subject, metric_records
+from espnet_hubert_ae.analysis.layerwise import MetricThreads, Subject, metric_records
 from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.analysis.views import log_mel_50hz
 from espnet_hubert_ae.utils.fileio import atomic_write_text
@@ -53,7 +53,7 @@ class InputFeatures:
         return [np.asarray(self.features(wav), dtype=np.float32)]
 
 
-def analyse_controls(plan: DataPlan, outdir: str | Path, blas_threads: int = 1) -> dict:
+def analyse_controls(plan: DataPlan, outdir: str | Path, threads: MetricThreads = MetricThreads()) -> dict:
     """Frame measures of every control (computed once per data set and settings, then cached):
     control -> measure -> {mean, std, per_seed}, and ``majority`` (the probe's majority-class
     accuracy: {mean, std, per_seed}); ``{}`` when no frame metric is configured."""
@@ -64,7 +64,7 @@ def analyse_controls(plan: DataPlan, outdir: str | Path, blas_threads: int = 1) 
     for name, features in CONTROLS.items():
         subject = Subject(f"control {name}", Path(outdir) / CONTROL_DIR / name,
                           {"control": name, "version": CONTROL_VERSION}, lambda f=features: InputFeatures(f))
-        records = metric_records(subject, plan, metrics, blas_threads)
+        records = metric_records(subject, plan, metrics, threads)
         out[name] = _control_values(records)
         majority = out[name].pop("majority", None)  # the same for every control: same frames and splits
         if majority is not None:

@@ -65,20 +65,54 @@ def _layer_groups(num_states: int, group: int | None) -> list[list[int]]:
     return [list(range(lo, min(lo + size, num_states))) for lo in range(0, num_states, size)]
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricThreads:
+    """How the metrics of a pass use the CPU, once its hidden states are collected.
+
+    ``layers``: layers whose metrics are computed at once, each in its own Python thread (the
+    probe's and the CCA's numpy/scipy work and faiss release the GIL), each with one BLAS thread.
+    ``blas``: BLAS threads of one layer's linear algebra when layers are computed one at a time:
+    OpenBLAS threads busy-wait, and on a machine shared with other work two of them ran 20x
+    slower than one, so threads over layers are the safer way to use several cores.
+    """
+
+    layers: int = 1
+    blas: int = 1
+
+    def __post_init__(self):
+        if self.layers < 1 or self.blas < 1:
+            raise ValueError(f"metric threads must be at least 1, got layers={self.layers}, blas={self.blas}")
+        if self.layers > 1 and self.blas > 1:
+            raise ValueError("metric threads over layers run one BLAS thread each: give layers or blas, not both")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds spent so far by this thread, the BLAS threads included when it has them."""
+        return time.thread_time() if self.blas == 1 else time.process_time()
+
+
 def compute_metrics(
-    name: str, plan: DataPlan, metrics: Sequence[str], source: FeatureSource, blas_threads: int = 1
+    name: str, plan: DataPlan, metrics: Sequence[str], source: FeatureSource, threads: MetricThreads = MetricThreads()
 ) -> dict[str, dict]:
     """Compute ``metrics`` for every layer of one feature source: metric -> record (no cache key).
 
-    The metrics' linear algebra runs with ``blas_threads`` BLAS threads: OpenBLAS threads
-    busy-wait, and on a machine shared with other work two of them ran 20x slower than one.
     Records carry the CPU seconds of each metric; the features' are logged.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
     num_states = source.num_layers + 1
     per_layer: dict[str, list] = {m: [] for m in metrics}
     seconds = {m: 0.0 for m in metrics}
+
+    def layer_metrics(collector: LayerCollector) -> dict[str, tuple]:
+        out = {}
+        for metric in metrics:
+            t0 = threads.cpu_seconds()
+            value = compute_metric(metric, plan, collector)
+            out[metric] = value, threads.cpu_seconds() - t0
+        return out
+
     wants_mel = "mel_cca" in metrics
     wants_frames = any(m in FRAME_METRICS for m in metrics)
     for group in _layer_groups(num_states, plan.config.layer_group):
@@ -96,13 +130,11 @@ def compute_metrics(
                 collectors[layer].add(index, utt, states[layer], mel, frames)
             del states
         feature_seconds = time.process_time() - start
-        for layer in group:
-            for metric in metrics:
-                t0 = time.process_time()
-                with threadpool_limits(limits=blas_threads, user_api="blas"):
-                    per_layer[metric].append(compute_metric(metric, plan, collectors[layer]))
-                seconds[metric] += time.process_time() - t0
-            del collectors[layer]
+        with threadpool_limits(limits=threads.blas, user_api="blas"), ThreadPoolExecutor(threads.layers) as pool:
+            for values in pool.map(layer_metrics, [collectors.pop(layer) for layer in group]):
+                for metric, (value, cpu) in values.items():
+                    per_layer[metric].append(value)
+                    seconds[metric] += cpu
         logger.info("%s: layers %d-%d done (features %.1f CPU s)", name, group[0], group[-1], feature_seconds)
     records = {}
     for metric in metrics:
@@ -119,7 +151,9 @@ def compute_metrics(
     return records
 
 
-def metric_records(subject: Subject, plan: DataPlan, metrics: Sequence[str], blas_threads: int = 1) -> list[dict]:
+def metric_records(
+    subject: Subject, plan: DataPlan, metrics: Sequence[str], threads: MetricThreads = MetricThreads()
+) -> list[dict]:
     """The records of ``metrics`` for ``subject``, from the cache or computed (and cached)."""
     directory = subject.directory
     records, missing = {}, []
@@ -132,7 +166,7 @@ def metric_records(subject: Subject, plan: DataPlan, metrics: Sequence[str], bla
     if missing:
         logger.info("%s: computing %s (cached: %s)", subject.name, ", ".join(missing), ", ".join(records) or "none")
         plan.check()
-        fresh = compute_metrics(subject.name, plan, missing, subject.source(), blas_threads)
+        fresh = compute_metrics(subject.name, plan, missing, subject.source(), threads)
         for metric, record in fresh.items():
             record["key"] = cache.cache_key(subject.identity, plan, metric)
             cache.store(directory, metric, record)
@@ -148,20 +182,20 @@ def analyse_checkpoint(
     outdir: str | os.PathLike,
     source_factory: Callable[[CheckpointRef], FeatureSource] | None = None,
     device: str = "cpu",
-    blas_threads: int = 1,
+    threads: MetricThreads = MetricThreads(),
     controls: dict | None = None,
 ) -> dict:
     """Results of every configured metric for one checkpoint, computing only what is not cached.
 
     ``source_factory`` makes the feature source of a checkpoint (default: load it on ``device``);
-    ``blas_threads`` is passed to :func:`compute_metrics`; ``controls`` (from
+    ``threads`` is passed to :func:`compute_metrics`; ``controls`` (from
     :func:`.controls.analyse_controls`) are copied into the results for reference.
     """
     outdir = Path(outdir)
     if source_factory is None:
         source_factory = functools.partial(checkpoint_features, device=device)
     subject = Subject(ref.name, outdir / ref.tag, file_identity(ref.checkpoint), lambda: source_factory(ref))
-    records = metric_records(subject, plan, plan.config.metrics, blas_threads)
+    records = metric_records(subject, plan, plan.config.metrics, threads)
     result = checkpoint_result(ref, plan, records, controls)
     atomic_write_text(subject.directory / "results.json", json.dumps(result, indent=1) + "\n")
     return result

@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "results are mean and standard deviation over them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
+    p.add_argument("--metric_threads", type=int, default=1,
+                   help="layers whose metrics are computed at once, one thread each (e.g. the cores)")
     p.add_argument("--blas_threads", type=int, default=1,
-                   help="BLAS threads of the metrics' linear algebra (more only on an otherwise idle machine)")
+                   help="BLAS threads of one layer's metrics, with --metric_threads 1 (more only on an otherwise idle machine)")
     p.add_argument("--layer_group", type=int, default=config.layer_group,
                    help="layers per pass over the data (bounds memory on large sets; default: all in one pass)")
     g = p.add_argument_group("CCA protocol")
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     limit_threads(args.num_threads)
     from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, AnalysisConfig
     from espnet_hubert_ae.analysis.controls import analyse_controls
-    from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
+    from espnet_hubert_ae.analysis.layerwise import MetricThreads, analyse_checkpoint
     from espnet_hubert_ae.analysis.overview import write_report
     from espnet_hubert_ae.analysis.sampling import DataPlan
     from espnet_hubert_ae.upstream.registry import open_registry
@@ -119,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     refs = open_registry(args.registry).select(args.checkpoints)
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
-    controls = analyse_controls(plan, args.outdir, blas_threads=args.blas_threads)
+    threads = MetricThreads(layers=args.metric_threads, blas=args.blas_threads)
+    controls = analyse_controls(plan, args.outdir, threads)
     results = [
-        analyse_checkpoint(ref, plan, args.outdir, device=args.device, blas_threads=args.blas_threads,
-                           controls=controls)
+        analyse_checkpoint(ref, plan, args.outdir, device=args.device, threads=threads, controls=controls)
         for ref in refs
     ]
     write_report(results, args.outdir, args.reference_strategy, args.target_layer, controls)

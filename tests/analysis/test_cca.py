@@ -92,14 +92,17 @@ def test_projection_weights_against_the_closed_form(rng):
     np.testing.assert_allclose(found / found.sum(), weights / weights.sum(), atol=EXACT)
 
 
-def _pwcca_by_qr(x, y):
+def _pwcca_by_qr(x, y, weight_on="smaller"):
     """PWCCA computed independently: CCA by QR and SVD of the centred views (Bjorck-Golub), the
-    weights of Morcos et al. on the view with fewer dimensions (centred, as documented)."""
+    weights of Morcos et al. on the view asked for (by default the one with fewer dimensions),
+    centred, as documented."""
     xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
     qx, _ = np.linalg.qr(xc)
     qy, _ = np.linalg.qr(yc)
     u, rho, vt = np.linalg.svd(qx.T @ qy, full_matrices=False)
-    view, variates = (xc, qx @ u) if x.shape[1] <= y.shape[1] else (yc, qy @ vt.T)
+    if weight_on == "smaller":
+        weight_on = "x" if x.shape[1] <= y.shape[1] else "y"
+    view, variates = (xc, qx @ u) if weight_on == "x" else (yc, qy @ vt.T)
     weights = np.abs(variates.T @ view).sum(axis=1)
     return float(weights @ rho / weights.sum()), rho
 
@@ -114,6 +117,36 @@ def test_unequal_correlations_against_an_independent_computation(rng, dims):
     assert rho[0] - rho[2] > 0.3  # the correlations differ, so the weighting matters
     assert pwcca(x, y) == pytest.approx(expected, abs=1e-8)
     assert abs(expected - rho.mean()) > 0.05
+    stats = CovStats.of(x, y)
+    directions = CCAFitter(stats).fit(0.0)
+    for view in ("x", "y"):
+        assert evaluate_pwcca(directions, stats, view)[0] == pytest.approx(_pwcca_by_qr(x, y, view)[0], abs=1e-8)
+
+
+def test_protocol_weights_on_the_reference_view_whatever_the_layer_keeps(rng):
+    """The layer's kept components fall below the reference's dimensions: the protocol still
+    weights on the reference, so its score does not switch rule with the layer's size."""
+    n, dy = 4000, 8
+    shared = rng.normal(size=(n, 3)) * [3.0, 1.0, 0.3]
+    y = shared @ rng.normal(size=(3, dy)) + rng.normal(size=(n, dy))
+    layer = shared @ rng.normal(size=(3, 12)) + rng.normal(size=(n, 12))
+    labels = rng.integers(0, 4, size=n)
+    settings = CCASettings(n_trials=1, regularisers=(1e-11,), reduction=Reduction(rows_per_dim=800))
+    result = protocol_pwcca(layer, y, labels, settings)
+    assert result.dims == [4]  # 3200 training rows / 800: fewer than the reference's 8, where the old rule weighted the layer
+    folds = stratified_folds(labels, settings.n_folds)
+    train = folds >= 2
+    directions = CCAFitter(CovStats.of(layer[train], y[train]), settings.reduction).fit(1e-11)
+    test = CovStats.of(layer[folds == 0], y[folds == 0])
+    on_y, on_x = (evaluate_pwcca(directions, test, view)[0] for view in ("y", "x"))
+    assert result.score == pytest.approx(on_y, abs=1e-9)
+    assert abs(on_y - on_x) > 0.01
+
+
+def test_unknown_weight_view_fails_clearly(rng):
+    stats = CovStats.of(rng.normal(size=(50, 2)), rng.normal(size=(50, 2)))
+    with pytest.raises(ValueError, match="weight_on"):
+        evaluate_pwcca(CCAFitter(stats).fit(0.0), stats, "z")
 
 
 def test_one_hot_view_of_the_labels_a_layer_encodes(rng):

@@ -7,7 +7,7 @@ import pytest
 
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.config import AnalysisConfig
-from espnet_hubert_ae.analysis.layerwise import analyse_checkpoint
+from espnet_hubert_ae.analysis.layerwise import MetricThreads, analyse_checkpoint
 from espnet_hubert_ae.analysis.overview import summarise, write_report
 from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.upstream.registry import CheckpointRef
@@ -22,9 +22,9 @@ def fake_ref(tmp_path):
     return CheckpointRef("fake_tiny/p1/step10", path, run="fake_tiny", strategy="fake", phase=1, step=10)
 
 
-def _run(corpus, outdir, ref, source, **config):
+def _run(corpus, outdir, ref, source, threads=MetricThreads(), **config):
     plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, **config}))
-    return analyse_checkpoint(ref, plan, outdir, source_factory=lambda _: source)
+    return analyse_checkpoint(ref, plan, outdir, source_factory=lambda _: source, threads=threads)
 
 
 def test_every_metric_per_layer_and_cached_rerun(synthetic_corpus, tmp_path, fake_ref, mel_features):
@@ -70,6 +70,20 @@ def test_layer_groups_give_the_same_results(synthetic_corpus, tmp_path, fake_ref
     assert source.calls == 32  # two passes: layers 0-1, then 2-3
     for name, curve in whole["measures"].items():
         np.testing.assert_allclose(grouped["measures"][name], curve, atol=1e-9)
+
+
+def test_layers_in_threads_give_the_same_results(synthetic_corpus, tmp_path, fake_ref, mel_features):
+    one = _run(synthetic_corpus, tmp_path / "a", fake_ref, mel_features(num_layers=3))
+    threaded = _run(synthetic_corpus, tmp_path / "b", fake_ref, mel_features(num_layers=3),
+                    threads=MetricThreads(layers=2))
+    assert threaded["measures"] == one["measures"] and threaded["std"] == one["std"]
+
+
+def test_metric_threads_are_checked():
+    with pytest.raises(ValueError, match="at least 1"):
+        MetricThreads(layers=0)
+    with pytest.raises(ValueError, match="not both"):
+        MetricThreads(layers=2, blas=2)
 
 
 def test_semantic_view_with_embeddings(synthetic_corpus, tmp_path, fake_ref, mel_features):
