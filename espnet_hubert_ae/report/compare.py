@@ -62,6 +62,17 @@ class TimeToTarget:
     tolerance: float
     higher_is_better: bool
     reached: dict[str, Reached | None]  # run -> where it first came within the tolerance (None: never)
+    best: dict[str, "Best"] = dataclasses.field(default_factory=dict)  # run -> its best score and budget
+
+
+@dataclasses.dataclass
+class Best:
+    """A run's best measured score, and its whole pretraining's CPU cost against the reference's:
+    what a run that never reaches the target got for the budget it had."""
+
+    score: float
+    step: int
+    budget_ratio: float
 
 
 def reference_run(results: Results, strategy: str) -> PretrainRun | None:
@@ -98,14 +109,17 @@ def time_to_target(results: Results, reference: PretrainRun, measure: str, where
     threshold = final.mean - sign * tolerance
     total = reference.cost().cpu_s or 1.0
     reached: dict[str, Reached | None] = {}
+    best: dict[str, Best] = {}
     for run_name, points in sorted(progress.items()):
         run = results.runs.get(run_name)
-        if run is None:
+        if run is None or not points:
             continue
+        top_step, top = max(points, key=lambda p: (sign * p[1].mean, -p[0]))
+        best[run_name] = Best(top.mean, top_step, run.cost().cpu_s / total)
         step = _crossing(points, lambda v: sign * (threshold - v))
         if step is None:
             reached[run_name] = None
             continue
         cost = run.cost(step)
         reached[run_name] = Reached(step, cost.cpu_s, cost.wall_s, cost.cpu_s / total)
-    return TimeToTarget(measure, where, reference.name, final.mean, tolerance, higher_is_better, reached)
+    return TimeToTarget(measure, where, reference.name, final.mean, tolerance, higher_is_better, reached, best)

@@ -353,7 +353,10 @@ def time_to_target_section(results: Results, reference_strategy: str) -> list[st
         rows = []
         for run, reached in tt.reached.items():
             if reached is None:
-                rows.append((run, "not reached", "-", "-", "-"))
+                best = tt.best.get(run)
+                note = "" if best is None else (f" (best {best.score:.3f} at step {best.step}, the whole run "
+                                                f"{best.budget_ratio:.2f} of the reference's CPU)")
+                rows.append((run, "not reached" + note, "-", "-", "-"))
             else:
                 rows.append((run, f"{reached.step:.0f}", _minutes(reached.cpu_s), _minutes(reached.wall_s),
                              f"{reached.cost_ratio:.2f}"))

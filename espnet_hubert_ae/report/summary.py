@@ -7,7 +7,9 @@
                         "health": {"min_ln_gain", "dead_layers", "collapsing_layers"}}},
      "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "mfcc", "mfcc_std"},
      "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
-                                  "target", "step", "cpu_s", "wall_s"}},
+                                  "target", "step", "cpu_s", "wall_s" (null when never reached),
+                                  "best", "best_step", "budget_ratio" (its best score, and its whole
+                                  pretraining's CPU seconds against the reference's)}},
      "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}},
      "asr": {"<run>" or "fbank" or "random_init": {"set", "cer": {"mean", "std"}, "wer": {...}, "empty_hyps",
                                                    "seeds", ...}},
@@ -115,7 +117,7 @@ def _controls(results: Results, analysis: Analysis | None) -> dict:
     return out
 
 
-def _time_to_target(found: TimeToTarget | None) -> dict:
+def time_to_target_json(found: TimeToTarget | None) -> dict:
     if found is None:
         return {}
     out = {}
@@ -128,6 +130,9 @@ def _time_to_target(found: TimeToTarget | None) -> dict:
                     "step": None if reached is None else round(reached.step, 1),
                     "cpu_s": None if reached is None else round(reached.cpu_s, 1),
                     "wall_s": None if reached is None else round(reached.wall_s, 1)}
+        if run in found.best:
+            best = found.best[run]
+            out[run].update(best=round(best.score, 4), best_step=best.step, budget_ratio=round(best.budget_ratio, 4))
     return out
 
 
@@ -154,7 +159,7 @@ def results_json(results: Results, reference_strategy: str, analysis_set: str = 
     return {
         "runs": {run.name: _run_record(results, run, analysis) for run in runs},
         "controls": _controls(results, analysis),
-        "time_to_target": _time_to_target(
+        "time_to_target": time_to_target_json(
             probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
         "pnmi": _pnmi(runs, analysis_set),
         **downstream_json(results.asr, results.registry, analysis_set),

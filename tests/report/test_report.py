@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from espnet_hubert_ae.report.collect import Phase, PretrainRun, collect
-from espnet_hubert_ae.report.compare import Score, significant
+from espnet_hubert_ae.report.compare import Score, significant, time_to_target
 from espnet_hubert_ae.report.render import render
-from espnet_hubert_ae.report.summary import probe_time_to_target, results_json
+from espnet_hubert_ae.report.summary import probe_time_to_target, results_json, time_to_target_json
 from espnet_hubert_ae.utils.cost import Cost
 
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
@@ -155,6 +155,22 @@ def test_time_to_target_in_cpu_seconds_within_the_reference_spread(recipe):
     assert reached.cpu_s == pytest.approx(300.0 * step / 20)
     assert reached.cost_ratio == pytest.approx(300.0 * step / 20 / 1200.0)
     assert found.reached["baseline_tiny_40"].step == pytest.approx(30 + 10 * (threshold - 0.5) / 0.1)
+    best = found.best["progressive_tiny_40"]
+    assert (best.score, best.step) == (pytest.approx(0.65), 40) and best.budget_ratio == pytest.approx(0.5)
+
+
+def test_a_run_that_never_reaches_the_target_reports_its_best_and_budget(recipe):
+    results = collect(recipe)
+    reference = results.runs["baseline_tiny_40"]
+    late = [(0, Score(0.3, 0.0, 2)), (40, Score(0.7, 0.01, 2))]
+    short = [(0, Score(0.3, 0.0, 2)), (20, Score(0.5, 0.01, 2)), (40, Score(0.45, 0.01, 2))]
+    found = time_to_target(results, reference, "phone_probe_acc", "dev_clean",
+                           {"baseline_tiny_40": late, "progressive_tiny_40": short})
+    assert found.reached["progressive_tiny_40"] is None
+    best = found.best["progressive_tiny_40"]
+    assert (best.score, best.step) == (pytest.approx(0.5), 20) and best.budget_ratio == pytest.approx(0.5)
+    row = time_to_target_json(found)["progressive_tiny_40"]
+    assert row["cost_ratio"] is None and row["best"] == 0.5 and row["budget_ratio"] == 0.5
 
 
 def test_results_json_has_runs_controls_and_time_to_target(recipe):
