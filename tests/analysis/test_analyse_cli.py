@@ -1,7 +1,6 @@
 """Stage 7's CLI end to end: a tiny random checkpoint, registered names, every JSON and PNG."""
 
 import json
-import time
 
 import pytest
 
@@ -37,9 +36,7 @@ def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys
     outdir = tmp_path / "analysis"
     args = ["--data", str(synthetic_corpus), "--outdir", str(outdir), "--registry", str(registry),
             "--checkpoints", "all", "--reference_strategy", "baseline", "--seeds", "1 2", *FAST]
-    start = time.perf_counter()
     assert main(args) == 0
-    seconds = time.perf_counter() - start
     measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "pnmi_corrected", "phone_purity",
                 "cluster_purity"]
     _expect_outputs(outdir, ["baseline_tiny_p1_step100", "progressive_tiny_p1_step100"], measures)
@@ -49,7 +46,6 @@ def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys
     assert summary["controls"]["logmel"]["phone_probe_acc"]["per_seed"].keys() == {"1", "2"}
     result = json.loads((outdir / "baseline_tiny_p1_step100" / "results.json").read_text())
     assert result["probe"]["seeds"] == [1, 2] and len(result["probe"]["per_seed"]["2"]) == 3
-    assert seconds < 60, f"two tiny checkpoints took {seconds:.1f} s"
 
 
 def test_bad_seeds_fail_clearly(synthetic_corpus, tmp_path, registry, capsys):
@@ -88,10 +84,7 @@ def test_builtin_corpus_end_to_end(builtin_corpus, tmp_path, registry):
             "--checkpoints", "baseline_tiny/p1/step100", *FAST,
             # 12 utterances: a 3-fold protocol, and espeak-ng's rare phones left out
             "--n_folds", "3", "--n_trials", "1", "--rare_phones", "drop"]
-    start = time.perf_counter()
     assert main(args) == 0
-    seconds = time.perf_counter() - start
     measures = ["mel_cca", "phone_cca", "word_cca", "phone_probe_acc", "pnmi", "pnmi_corrected", "phone_purity",
                 "cluster_purity"]
     _expect_outputs(outdir, ["baseline_tiny_p1_step100"], measures)
-    assert seconds < 60, f"one tiny checkpoint on the built-in dev set took {seconds:.1f} s"
