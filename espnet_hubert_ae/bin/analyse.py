@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_hubert_ae.analysis.sampling import DataPlan
     from espnet_hubert_ae.upstream.registry import open_registry
 
+    try:
+        threads = MetricThreads(layers=args.metric_threads, blas=args.blas_threads)
+    except ValueError as err:
+        raise ValueError(f"--metric_threads {args.metric_threads} / --blas_threads {args.blas_threads}: {err}") from None
+
     metrics = args.metrics or DEFAULT_METRICS + (("semantic_cca",) if args.word_embeddings else ())
     config = AnalysisConfig(
         metrics=tuple(metrics),
@@ -121,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     refs = open_registry(args.registry).select(args.checkpoints)
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
-    threads = MetricThreads(layers=args.metric_threads, blas=args.blas_threads)
     controls = analyse_controls(plan, args.outdir, threads)
     results = [
         analyse_checkpoint(ref, plan, args.outdir, device=args.device, threads=threads, controls=controls)

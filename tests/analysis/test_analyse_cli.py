@@ -53,6 +53,10 @@ def test_bad_seeds_fail_clearly(synthetic_corpus, tmp_path, registry, capsys):
                  "--checkpoints", "all", "--seeds", "1 x"])
     assert code == 1
     assert "--seeds: 'x' is not a non-negative integer" in capsys.readouterr().err
+    code = main(["--data", str(synthetic_corpus), "--outdir", str(tmp_path / "a"), "--registry", str(registry),
+                 "--checkpoints", "all", "--metric_threads", "2", "--blas_threads", "2"])
+    assert code == 1
+    assert "--metric_threads 2 / --blas_threads 2: metric threads over layers" in capsys.readouterr().err
 
 
 def test_unregistered_name_fails_clearly(synthetic_corpus, tmp_path, registry, capsys):
