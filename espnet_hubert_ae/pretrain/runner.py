@@ -165,13 +165,14 @@ def run_phase(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model_confi
 
     key = phase_key(config, previous_dir)
     atomic_write_text(phase_dir / PHASE_KEY, key + "\n")
-    twin = find_trained_phase(Path(job.exp_root), key, exclude=phase_dir)
+    twin = find_trained_phase(Path(job.exp_root), key, exclude=phase_dir, snapshot_steps=plan.snapshot_steps)
     started = time.perf_counter()
     if twin is None:
         train(job, config_path, phase_dir / "train.log", plan)
     else:  # the same training was done for another run: take it, do not repeat it
         twin_summary = json.loads((twin / "summary.json").read_text())
-        adopt_phase(twin, phase_dir, twin_summary["snapshot_prefix"], config["snapshot_prefix"])
+        adopt_phase(twin, phase_dir, twin_summary["snapshot_prefix"], config["snapshot_prefix"],
+                    snapshot_steps=plan.snapshot_steps)
     timing = {"targets_s": round(targets_s, 2), "train_call_s": round(time.perf_counter() - started, 2),
               "loop_s": round(_training_record(phase_dir).get("loop_s", 0.0), 2),
               "adopted_from": None if twin is None else str(twin)}

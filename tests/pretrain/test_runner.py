@@ -168,3 +168,25 @@ def test_identical_phases_of_two_strategies_are_trained_once(tmp_path, noise_set
     phase2 = json.loads((second / "phase2" / "summary.json").read_text())
     assert phase2["timing"]["adopted_from"] is None
     assert (second / "phase2" / "phase_key.txt").read_text() != (first / "phase2" / "phase_key.txt").read_text()
+
+
+def test_a_phase_kept_with_other_snapshots_is_adopted_when_it_has_every_one_needed(tmp_path, noise_sets, label_maker):
+    def schedule(name: str, snapshots: int) -> Path:
+        return write_schedule(tmp_path, {"name": name, "lr": {"warmup": 2}, "phases": [
+            {"steps": 4, "targets": "mfcc", "k": 12, "snapshots": snapshots},
+        ]})  # fmt: skip
+
+    # Keeps steps 0, 2 and 4.
+    first = run_schedule(job_for(tmp_path, noise_sets, schedule("first", 2)), make_labels=label_maker)
+    # Keeps 0 and 4: the same training, every snapshot it needs is there.
+    fewer = run_schedule(job_for(tmp_path, noise_sets, schedule("fewer", 1)), make_labels=label_maker)
+    summary = json.loads((fewer / "phase1" / "summary.json").read_text())
+    assert summary["timing"]["adopted_from"] == str(first / "phase1")
+    kept = sorted(p.name for p in (fewer / "phase1").glob("fewer_phase1_step*.pth"))
+    assert kept == ["fewer_phase1_step0000000.pth", "fewer_phase1_step0000004.pth"]  # not step 2
+    # Keeps 0, 1, 2, 3 and 4: step 1 and 3 were kept by neither, so it trains its own.
+    more = run_schedule(job_for(tmp_path, noise_sets, schedule("more", 4)), make_labels=label_maker)
+    summary = json.loads((more / "phase1" / "summary.json").read_text())
+    assert summary["timing"]["adopted_from"] is None
+    assert (more / "phase1" / "more_phase1_step0000001.pth").is_file()
+    assert (more / "phase1" / "phase_key.txt").read_text() == (first / "phase1" / "phase_key.txt").read_text()
