@@ -70,8 +70,9 @@ class MetricThreads:
     """How the metrics of a pass use the CPU, once its hidden states are collected.
 
     ``layers``: layers whose metrics are computed at once, each in its own Python thread (the
-    probe's and the CCA's numpy/scipy work and faiss release the GIL), each with one BLAS thread.
-    ``blas``: BLAS threads of one layer's linear algebra when layers are computed one at a time:
+    probe's and the CCA's numpy/scipy work and faiss release the GIL), each with one BLAS thread
+    and one faiss (OpenMP) thread.
+    ``blas``: BLAS and faiss threads of one layer's work when layers are computed one at a time:
     OpenBLAS threads busy-wait, and on a machine shared with other work two of them ran 20x
     slower than one, so threads over layers are the safer way to use several cores.
     """
@@ -101,11 +102,15 @@ def compute_metrics(
 
     from threadpoolctl import threadpool_limits
 
+    from espnet_hubert_ae.targets.kmeans import set_faiss_threads
+
     num_states = source.num_layers + 1
     per_layer: dict[str, list] = {m: [] for m in metrics}
     seconds = {m: 0.0 for m in metrics}
 
     def layer_metrics(collector: LayerCollector) -> dict[str, tuple]:
+        if "cluster_quality" in metrics:  # faiss's OpenMP, like BLAS: threads.blas in this thread
+            set_faiss_threads(threads.blas)
         out = {}
         for metric in metrics:
             t0 = threads.cpu_seconds()

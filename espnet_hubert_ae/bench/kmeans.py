@@ -106,7 +106,7 @@ def compare_engines(data: np.ndarray, k: int, seed: int, max_iter: int, threads:
     with threadpool_limits(threads):
         for engine in ("sklearn", "faiss"):
             start, cpu_start = time.perf_counter(), time.process_time()
-            model = fit_kmeans(frames, k, seed=seed, engine=engine, max_iter=max_iter)
+            model = fit_kmeans(frames, k, seed=seed, engine=engine, max_iter=max_iter, threads=threads)
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             results[engine] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
                                "inertia": model.inertia(frames), "iterations": model.settings.get("iterations")}  # fmt: skip

@@ -152,7 +152,8 @@ class KMeansModel:
 
 
 def set_faiss_threads(num_threads: int | None = None) -> int:
-    """Give faiss's OpenMP a deliberate thread count (OMP_NUM_THREADS by default).
+    """Give faiss's OpenMP a deliberate thread count (OMP_NUM_THREADS by default), for the
+    calling thread and what it runs afterwards (OpenMP keeps the count per thread).
 
     Set OMP_WAIT_POLICY=PASSIVE in the environment before faiss loads: spinning OpenMP
     threads made it 14x slower on a 2-core machine shared with other work.
@@ -274,6 +275,7 @@ def fit_kmeans(
     init_sample: int | None = None,
     tol: float = 1e-4,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> KMeansModel:
     """Fit ``k`` centroids to ``frames`` (a :class:`Frames` stream or an in-memory array).
 
@@ -281,6 +283,9 @@ def fit_kmeans(
     20000 and 100 per cluster), then at most ``max_iter``
     streamed Lloyd passes, stopping early when a pass improves inertia by less than ``tol``
     (relative). ``engine="sklearn"``: the reference MiniBatchKMeans setting (all in memory).
+    ``threads``: faiss's OpenMP threads, set for the calling thread (OpenMP thread counts are
+    per thread); None leaves the calling thread's own (OMP_NUM_THREADS unless
+    :func:`set_faiss_threads` changed it), so that a caller's setting holds.
     Raises :class:`TargetError` for K < 1, K above the number of frames, or non-finite values.
     """
     if isinstance(frames, np.ndarray):
@@ -288,7 +293,8 @@ def fit_kmeans(
     if engine not in ENGINES:
         raise TargetError(f"unknown k-means engine {engine!r}: choose from {', '.join(ENGINES)}")
     _check_fit_input(frames, k)
-    set_faiss_threads()
+    if threads is not None:
+        set_faiss_threads(threads)
     start = time.perf_counter()
     if engine == "faiss":
         init_sample = init_sample or max(DEFAULT_INIT_SAMPLE, INIT_FRAMES_PER_CLUSTER * k)

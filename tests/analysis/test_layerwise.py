@@ -168,3 +168,28 @@ def test_cluster_measures_compare_only_at_equal_k_and_frames(tmp_path):
     stats = summarise(results, reference_strategy="s")
     assert stats["clusters"]["not_comparable"] == ["r/p1/step3", "r/p1/step4"]
     assert len(stats["clusters"]["conditions"]) == 3
+
+
+def test_layer_threads_give_faiss_their_own_thread_count(synthetic_corpus, tmp_path, fake_ref, mel_features,
+                                                          monkeypatch):
+    import faiss
+
+    from espnet_hubert_ae.targets import kmeans
+
+    seen = []
+    fit = kmeans.fit_kmeans
+
+    def recording(*args, **kwargs):
+        model = fit(*args, **kwargs)
+        seen.append(faiss.omp_get_max_threads())  # the calling (layer) thread's OpenMP count, after the fit
+        return model
+
+    monkeypatch.setattr(kmeans, "fit_kmeans", recording)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # what a fit once set in every thread, whatever its caller's
+    _run(synthetic_corpus, tmp_path / "a", fake_ref, mel_features(num_layers=1), metrics=("cluster_quality",),
+         threads=MetricThreads(layers=2))
+    assert seen and set(seen) == {1}
+    seen.clear()
+    _run(synthetic_corpus, tmp_path / "b", fake_ref, mel_features(num_layers=1), metrics=("cluster_quality",),
+         threads=MetricThreads(blas=2))
+    assert seen and set(seen) == {2}
