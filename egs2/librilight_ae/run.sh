@@ -50,7 +50,7 @@ reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream evaluations (stages 8-9)
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
-asr_checkpoints_per_run=1  # stage 8 without asr_upstreams: checkpoints of each run, spread over its steps, the last included
+asr_checkpoints_per_run=3  # stage 8 ASR without asr_upstreams: checkpoints of each run, spread over its steps, the last included (CER time-to-target)
 asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
 asr_eval_sets=       # stages 8-9 evaluation sets (empty: --eval_sets if given, else dev_clean test_clean for builtin, every dev/test set otherwise)
 superb_config=       # stage 8 ASR template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
@@ -282,7 +282,9 @@ if run_stage 8; then
     evals=$(downstream_evals)
     common=(--valid_set "${dumpdir}/${asr_valid_set}" --seeds "${seeds}" --cache_root "${expdir}/features"
             --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"})
-    [ -z "${asr_upstreams}" ] && common+=(--checkpoints_per_run "${asr_checkpoints_per_run}")
+    # ASR evaluates several checkpoints of each run (the CER's time-to-target), PR the last.
+    asr_per_run=()
+    [ -z "${asr_upstreams}" ] && asr_per_run=(--checkpoints_per_run "${asr_checkpoints_per_run}")
     # Hidden states are extracted once per upstream and set (exp/features/), then every seed trains on them.
     log "  ASR on ${superb_set}: ${expdir}/asr_superb/ (logs: ${expdir}/asr_superb/logs/superb.*.log)"
     # shellcheck disable=SC2086
@@ -290,7 +292,7 @@ if run_stage 8; then
         python -m espnet_hubert_ae.bin.superb_asr "${asr_which[@]}" "${controls[@]}" \
             --config "${superb_config:-$(builtin_or superb_tiny superb)}" \
             --train_set "${dumpdir}/${superb_set}" --eval_sets ${evals} --token_text_sets ${token_sets} \
-            --exp_root "${expdir}/asr_superb" "${common[@]}"
+            --exp_root "${expdir}/asr_superb" "${asr_per_run[@]}" "${common[@]}"
     if [ "${pr_set}" = none ]; then
         log "  no phoneme recognition (--pr_train_set none)"
     elif [ ! -f "${dumpdir}/${pr_set}/phones.ctm" ]; then

@@ -13,7 +13,8 @@ from typing import Sequence
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, significant
-from espnet_hubert_ae.report.summary import probe_progress, probe_time_to_target, results_json
+from espnet_hubert_ae.report.summary import (CER, PROBE, asr_time_to_target, probe_progress, probe_time_to_target,
+                                             reference_asr_progress, results_json)
 from espnet_hubert_ae.utils.cost import Cost
 
 STAGE_NAMES = {
@@ -22,6 +23,7 @@ STAGE_NAMES = {
 }
 PACKAGES = ("torch", "torchaudio", "espnet", "s3prl", "faiss-cpu", "numpy", "scikit-learn")
 SUMMARY_MEASURES = ("phone_probe_acc", "phone_cca", "word_cca", "pnmi")  # top-layer drop is reported for these
+TARGET_FORMAT = {PROBE: "{:.3f}", CER: "{:.1f} %"}  # how time-to-target shows each measure's scores
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
@@ -335,26 +337,34 @@ def downstream_section(results: Results, kind: str) -> list[str]:
     return lines + _table(header, rows)
 
 
+def _superb_sets(results: Results) -> list[str]:
+    """The sets stage 8's ASR was scored on."""
+    return sorted({name for r in results.asr if r.kind == "superb" for name in r.sets})
+
+
 def time_to_target_section(results: Results, reference_strategy: str) -> list[str]:
     lines = [f"## Time to target (against {reference_strategy})", ""]
     found = [probe_time_to_target(results, a, reference_strategy) for a in results.analyses]
+    found += [asr_time_to_target(results, name, reference_strategy) for name in _superb_sets(results)]
     found = [f for f in found if f is not None]
     if not found:
         return lines + _not_run(f"complete '{reference_strategy}' run with an analysed final checkpoint",
                                 f"run it too, e.g. ./run.sh --strategy \"{reference_strategy} progressive\"")
     lines += ["The share of the reference run's pretraining cost (CPU seconds of the whole process tree, "
               "targets included) at which each run first comes within the tolerance of the reference's final "
-              "score (probe: best transformer layer, mean over seeds); between two analysed checkpoints the "
-              "crossing is interpolated. Tolerance = twice the standard error over seeds of the reference's "
-              "final score. Wall minutes beside.", ""]
+              "score (probe: best transformer layer, mean over seeds; frozen-ASR CER of the checkpoints stage 8 "
+              "evaluated, `--asr_checkpoints_per_run`, mean over seeds, lower is better); between two evaluated "
+              "checkpoints the crossing is interpolated. Tolerance = twice the standard error over seeds of the "
+              "reference's final score. Wall minutes beside.", ""]
     for tt in found:
-        lines += [f"**{tt.measure} on {tt.where}**: target {tt.target:.3f} ± {tt.tolerance:.3f} "
+        form = TARGET_FORMAT.get(tt.measure, "{:.3f}").format
+        lines += [f"**{tt.measure} on {tt.where}**: target {form(tt.target)} ± {form(tt.tolerance)} "
                   f"({tt.reference_run}'s final)", ""]
         rows = []
         for run, reached in tt.reached.items():
             if reached is None:
                 best = tt.best.get(run)
-                note = "" if best is None else (f" (best {best.score:.3f} at step {best.step}, the whole run "
+                note = "" if best is None else (f" (best {form(best.score)} at step {best.step}, the whole run "
                                                 f"{best.budget_ratio:.2f} of the reference's CPU)")
                 rows.append((run, "not reached" + note, "-", "-", "-"))
             else:
@@ -365,9 +375,11 @@ def time_to_target_section(results: Results, reference_strategy: str) -> list[st
     return lines
 
 
-def plot_probing_cost(results: Results, path: Path) -> Path | None:
-    """Best transformer layer's probe accuracy against pretraining CPU time, one line per run."""
-    progress = {a.set_name: probe_progress(results, a) for a in results.analyses}
+def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[int, Score]]]], ylabel: str,
+                     path: Path) -> Path | None:
+    """A measure against pretraining CPU time, one line per run, one panel per set: ``progress``
+    maps a set to each run's (global step, score) points; error bars are twice the standard
+    error over seeds."""
     progress = {name: runs for name, runs in progress.items() if runs}
     if not progress:
         return None
@@ -389,7 +401,7 @@ def plot_probing_cost(results: Results, path: Path) -> Path | None:
             err = [2 * score.stderr if score.n > 1 else 0.0 for _, score in points]
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=run_name)
         ax.set_xlabel("pretraining cost (CPU minutes)")
-        ax.set_ylabel("phone probe accuracy (best layer >= 1)")
+        ax.set_ylabel(ylabel)
         ax.set_title(set_name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -398,6 +410,18 @@ def plot_probing_cost(results: Results, path: Path) -> Path | None:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def cost_plots(results: Results, reference_strategy: str, report_dir: Path) -> list[Path]:
+    """The probe's and the frozen-ASR CER's progress against pretraining CPU time (the plots of
+    time-to-target), where they were measured."""
+    probe = {a.set_name: probe_progress(results, a) for a in results.analyses}
+    cer = {name: found[1] for name in _superb_sets(results)
+           if (found := reference_asr_progress(results, name, reference_strategy)) is not None}
+    plots = [plot_cost_curves(results, probe, "phone probe accuracy (best layer >= 1)",
+                              report_dir / "phone_probe_vs_cpu.png"),
+             plot_cost_curves(results, cer, "frozen-ASR CER % (lower is better)", report_dir / "asr_cer_vs_cpu.png")]
+    return [p for p in plots if p is not None]
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -423,8 +447,7 @@ def render(results: Results, repo: Path, reference_strategy: str = "baseline", r
     runs = list(results.runs.values())
     extra = []
     if report_dir is not None:
-        plot = plot_probing_cost(results, report_dir / "phone_probe_vs_cpu.png")
-        extra = [plot] if plot else []
+        extra = cost_plots(results, reference_strategy, report_dir)
     lines = [
         "# RESULTS", "",
         "Generated by stage 10 of `run.sh` from the files the other stages wrote; rerun it to refresh. "

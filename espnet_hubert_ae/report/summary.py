@@ -10,6 +10,8 @@
                                   "target", "step", "cpu_s", "wall_s" (null when never reached),
                                   "best", "best_step", "budget_ratio" (its best score, and its whole
                                   pretraining's CPU seconds against the reference's)}},
+     "time_to_target_asr": {"<run>": the same, for the frozen-ASR CER ("measure": "cer", lower
+                                     is better) of the checkpoints stage 8 evaluated},
      "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}},
      "asr": {"<run>" or "fbank" or "random_init": {"set", "cer": {"mean", "std"}, "wer": {...}, "empty_hyps",
                                                    "seeds", ...}},
@@ -30,10 +32,12 @@ import statistics
 from typing import Sequence
 
 from espnet_hubert_ae.asr.results import downstream_json
+from espnet_hubert_ae.asr.seeds import SUMMARY
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
 
 PROBE = "phone_probe_acc"
+CER = "cer"  # frozen-ASR character error rate (stage 8), in %
 INPUT_CONTROLS = ("logmel", "mfcc")  # the analysis' input controls, under the same names in results.json
 
 
@@ -63,6 +67,46 @@ def probe_time_to_target(results: Results, analysis: Analysis, reference_strateg
     if reference is None:
         return None
     return time_to_target(results, reference, PROBE, analysis.set_name, probe_progress(results, analysis))
+
+
+def asr_progress(results: Results, set_name: str, config: str) -> dict[str, list[tuple[int, Score]]]:
+    """Run -> (global step, frozen-ASR CER over seeds) of every checkpoint of the run that stage 8
+    evaluated on ``set_name`` with the downstream ``config`` (the random-init control is its
+    run's step 0)."""
+    progress: dict[str, dict[int, Score]] = {}
+    for result in results.asr:
+        if result.kind != "superb" or result.config != config or set_name not in result.sets:
+            continue
+        if result.run is None or result.step is None:
+            continue
+        cer = result.sets[set_name][CER]
+        progress.setdefault(result.run, {})[result.step] = Score(cer["mean"], cer.get("std", 0.0), len(result.seeds))
+    return {run: sorted(points.items()) for run, points in progress.items()}
+
+
+def reference_asr_progress(results: Results, set_name: str, reference_strategy: str
+                           ) -> tuple[PretrainRun, dict[str, list[tuple[int, Score]]]] | None:
+    """The reference run, and :func:`asr_progress` with the downstream config of the reference's
+    final evaluation on ``set_name`` (the newest, where it was evaluated with several); None
+    when that final checkpoint was not evaluated."""
+    reference = reference_run(results, reference_strategy)
+    if reference is None:
+        return None
+    finals = [r for r in results.asr if r.kind == "superb" and r.run == reference.name
+              and r.step == reference.steps and set_name in r.sets]
+    if not finals:
+        return None
+    config = max(finals, key=lambda r: (r.directory / SUMMARY).stat().st_mtime).config
+    return reference, asr_progress(results, set_name, config)
+
+
+def asr_time_to_target(results: Results, set_name: str, reference_strategy: str) -> TimeToTarget | None:
+    """Time to the reference's final frozen-ASR CER on ``set_name`` (see :func:`reference_asr_progress`)."""
+    found = reference_asr_progress(results, set_name, reference_strategy)
+    if found is None:
+        return None
+    reference, progress = found
+    return time_to_target(results, reference, CER, set_name, progress, higher_is_better=False)
 
 
 def _run_record(results: Results, run: PretrainRun, analysis: Analysis | None) -> dict:
@@ -161,6 +205,7 @@ def results_json(results: Results, reference_strategy: str, analysis_set: str = 
         "controls": _controls(results, analysis),
         "time_to_target": time_to_target_json(
             probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
+        "time_to_target_asr": time_to_target_json(asr_time_to_target(results, analysis_set, reference_strategy)),
         "pnmi": _pnmi(runs, analysis_set),
         **downstream_json(results.asr, results.registry, analysis_set),
     }

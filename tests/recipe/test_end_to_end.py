@@ -213,10 +213,18 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
     for strategy in STRATEGIES:
         assert f"| {strategy}_tiny_{STEPS} |" in text
     # Rows: per evaluation set (dev_clean, test_clean), the two controls and the two runs (fine-tuning:
-    # reset 2). Every row has its mean ± std over the two seeds.
-    for section in ("SUPERB-style ASR", "Phoneme recognition", "Libri-light fine-tuning"):
+    # reset 2; ASR: up to 3 checkpoints of each run, the default). Every row has its mean ± std over
+    # the two seeds.
+    from espnet_hubert_ae.asr.pipeline import run_checkpoints
+
+    registry = recipe / "exp" / "upstreams.json"
+    runs = {entry["run"] for entry in json.loads(registry.read_text())["upstreams"]}
+    asr_rows = 2 + sum(len(run_checkpoints(run, 3, registry)) for run in runs)
+    assert asr_rows > 4
+    for section, rows in (("SUPERB-style ASR", asr_rows), ("Phoneme recognition", 4), ("Libri-light fine-tuning", 4)):
         table = text.split(f"## {section}")[1].split("\n## ")[0]
         cells = re.findall(r"\| (dev_clean|test_clean) \| 2 \| \d+\.\d ± \d+\.\d \|", table)
-        assert len(cells) == 2 * 4, (section, table)
+        assert len(cells) == 2 * rows, (section, table)
+    assert "**cer on dev_clean**" in text.split("## Time to target")[1]
     times = (recipe / "exp" / "stage_times.tsv").read_text()
     assert {line.split("\t")[0] for line in times.splitlines()} >= {str(s) for s in range(1, 10)}

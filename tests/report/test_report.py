@@ -12,7 +12,8 @@ import pytest
 from espnet_hubert_ae.report.collect import Phase, PretrainRun, collect
 from espnet_hubert_ae.report.compare import Score, significant, time_to_target
 from espnet_hubert_ae.report.render import render
-from espnet_hubert_ae.report.summary import probe_time_to_target, results_json, time_to_target_json
+from espnet_hubert_ae.report.summary import (asr_progress, asr_time_to_target, probe_time_to_target, results_json,
+                                             time_to_target_json)
 from espnet_hubert_ae.utils.cost import Cost
 
 SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining cost", "Target quality per phase",
@@ -100,14 +101,15 @@ def _make_run(recipe: Path, strategy: str) -> list[dict]:
 
 
 def _write_summary(exp_dir: Path, kind: str, upstream: str, train_set: str, rates: dict[str, list[float]],
-                   reset: int | None = None, control: str | None = None) -> None:
+                   reset: int | None = None, control: str | None = None, template: str | None = None) -> None:
     """What stages 8-9 leave for one evaluation over seeds 1 and 2 (see espnet_hubert_ae.asr.seeds)."""
     from espnet_hubert_ae.asr.seeds import mean_std
 
     dev = {"num_utts": 10, "empty_hyps": 0, "empty_hyps_per_seed": [0, 0]}
     dev.update({rate: {**mean_std(values), "per_seed": values} for rate, values in rates.items()})
     _write(exp_dir / "summary.json", {"kind": kind, "upstream": upstream, "control": control,
-                                      "template": f"conf/asr/{kind}_tiny.yaml", "train_set": f"dump/raw/{train_set}",
+                                      "template": template or f"conf/asr/{kind}_tiny.yaml",
+                                      "train_set": f"dump/raw/{train_set}",
                                       "reset_top_layers": reset, "seeds": [1, 2], "sets": {"dev_clean": dev}})
 
 
@@ -171,6 +173,37 @@ def test_a_run_that_never_reaches_the_target_reports_its_best_and_budget(recipe)
     assert (best.score, best.step) == (pytest.approx(0.5), 20) and best.budget_ratio == pytest.approx(0.5)
     row = time_to_target_json(found)["progressive_tiny_40"]
     assert row["cost_ratio"] is None and row["best"] == 0.5 and row["budget_ratio"] == 0.5
+
+
+def test_time_to_target_of_the_frozen_asr_cer(recipe, repo_root):
+    superb = recipe / "exp" / "asr_superb" / "superb_tiny"
+    # The baseline's final CER is 20.0 +- 0 (the fixture); progressive's falls from 28 to 16
+    # between steps 10 and 20. Step 0 is the random-init control; another downstream config is
+    # not mixed in.
+    _write_summary(superb / "random_init", "superb", "baseline_tiny_40/p1/step0", "train_10h",
+                   {"cer": [60.0, 60.0], "wer": [99.0, 99.0]}, control="random_init")
+    _write_summary(superb / "baseline_tiny_40_p1_step20", "superb", "baseline_tiny_40/p1/step20", "train_10h",
+                   {"cer": [30.0, 30.0], "wer": [80.0, 80.0]})
+    for step, cer in ((10, 28.0), (20, 16.0)):
+        _write_summary(superb / f"progressive_tiny_40_p1_step{step}", "superb", f"progressive_tiny_40/p1/step{step}",
+                       "train_10h", {"cer": [cer, cer], "wer": [80.0, 80.0]})
+    _write_summary(recipe / "exp" / "asr_superb" / "other" / "progressive_tiny_40_p1_step10", "superb",
+                   "progressive_tiny_40/p1/step10", "train_10h", {"cer": [5.0, 5.0], "wer": [9.0, 9.0]},
+                   template="conf/asr/other.yaml")
+    results = collect(recipe)
+    assert [step for step, _ in asr_progress(results, "dev_clean", "superb_tiny")["baseline_tiny_40"]] == [0, 20, 40]
+    found = asr_time_to_target(results, "dev_clean", "baseline")
+    assert (found.measure, found.target, found.tolerance, found.higher_is_better) == ("cer", 20.0, 0.0, False)
+    step = 10 + 10 * (28.0 - 20.0) / (28.0 - 16.0)
+    reached = found.reached["progressive_tiny_40"]
+    assert reached.step == pytest.approx(step) and reached.cost_ratio == pytest.approx(300.0 * step / 20 / 1200.0)
+    assert found.best["progressive_tiny_40"].score == 16.0
+    row = results_json(results, "baseline")["time_to_target_asr"]["progressive_tiny_40"]
+    assert row["measure"] == "cer" and row["step"] == pytest.approx(step, abs=0.1)
+    text = render(results, repo_root, report_dir=recipe / "exp" / "report")
+    assert "**cer on dev_clean**: target 20.0 % ± 0.0 % (baseline_tiny_40's final)" in text
+    assert (recipe / "exp" / "report" / "asr_cer_vs_cpu.png").stat().st_size > 0
+    assert "![asr_cer_vs_cpu](exp/report/asr_cer_vs_cpu.png)" in text
 
 
 def test_results_json_has_runs_controls_and_time_to_target(recipe):
