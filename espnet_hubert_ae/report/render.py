@@ -14,7 +14,7 @@ from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, significant
 from espnet_hubert_ae.report.summary import (CER, PROBE, asr_time_to_target, probe_progress, probe_time_to_target,
-                                             reference_asr_progress, results_json)
+                                             reference_asr_progress, run_records)
 from espnet_hubert_ae.utils.cost import Cost
 
 STAGE_NAMES = {
@@ -217,11 +217,10 @@ def _mean_std(value: float | None, std: float | None = None, digits: int = 3) ->
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
 
 
-def probe_section(results: Results, analysis, reference_strategy: str) -> list[str]:
+def probe_section(results: Results, analysis) -> list[str]:
     """The learning: the probe per layer of every run's final checkpoint, against the floors."""
-    summary = results_json(results, reference_strategy, analysis.set_name)
-    controls = summary["controls"]
-    finals = {name: run for name, run in summary["runs"].items() if "probe" in run}
+    runs, controls = run_records(results, analysis)
+    finals = {name: run for name, run in runs.items() if "probe" in run}
     if not finals:
         return []
     seeds = next(iter(finals.values()))["probe"].get("seeds") or [None]
@@ -249,7 +248,7 @@ def analysis_section(results: Results, recipe_dir: Path, reference_strategy: str
         return lines + _not_run("analysis", "run stages 6-7")
     finals = {run: ref.name for run, ref in results.registry.last_per_run().items()}
     for analysis in results.analyses:
-        lines += probe_section(results, analysis, reference_strategy)
+        lines += probe_section(results, analysis)
         rows = []
         for run, checkpoint in sorted(finals.items()):
             result = analysis.results.get(checkpoint)

@@ -161,6 +161,13 @@ def _controls(results: Results, analysis: Analysis | None) -> dict:
     return out
 
 
+def run_records(results: Results, analysis: Analysis | None) -> tuple[dict, dict]:
+    """results.json's "runs" (each with its final checkpoint's probe on ``analysis``' set) and
+    "controls" (the probe's floors)."""
+    return ({run.name: _run_record(results, run, analysis) for run in results.runs.values()},
+            _controls(results, analysis))
+
+
 def time_to_target_json(found: TimeToTarget | None) -> dict:
     if found is None:
         return {}
@@ -199,13 +206,13 @@ def _pnmi(runs: Sequence[PretrainRun], analysis_set: str) -> dict:
 def results_json(results: Results, reference_strategy: str, analysis_set: str = "dev_clean") -> dict:
     """Everything above, for the runs of ``results``; the probe measured on ``analysis_set``."""
     analysis = next((a for a in results.analyses if a.set_name == analysis_set), None)
-    runs = list(results.runs.values())
+    runs, controls = run_records(results, analysis)
     return {
-        "runs": {run.name: _run_record(results, run, analysis) for run in runs},
-        "controls": _controls(results, analysis),
+        "runs": runs,
+        "controls": controls,
         "time_to_target": time_to_target_json(
             probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
         "time_to_target_asr": time_to_target_json(asr_time_to_target(results, analysis_set, reference_strategy)),
-        "pnmi": _pnmi(runs, analysis_set),
+        "pnmi": _pnmi(list(results.runs.values()), analysis_set),
         **downstream_json(results.asr, results.registry, analysis_set),
     }
