@@ -242,7 +242,7 @@ def probe_section(results: Results, analysis) -> list[str]:
     return lines + _table(["model or control", "best (layers >= 1)", "best layer", "per layer 0 / 1 / ..."], rows)
 
 
-def analysis_section(results: Results, recipe_dir: Path, reference_strategy: str) -> list[str]:
+def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
     lines = ["## Layerwise analysis", ""]
     if not results.analyses:
         return lines + _not_run("analysis", "run stages 6-7")
@@ -458,7 +458,7 @@ def render(results: Results, repo: Path, reference_strategy: str = "baseline", r
     lines += data_section(results)
     lines += pretraining_section(runs)
     lines += targets_section(runs)
-    lines += analysis_section(results, recipe_dir, reference_strategy)
+    lines += analysis_section(results, recipe_dir)
     for kind in DOWNSTREAM_SECTIONS:
         lines += downstream_section(results, kind)
     lines += time_to_target_section(results, reference_strategy)
