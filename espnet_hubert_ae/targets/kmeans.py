@@ -157,7 +157,15 @@ def set_faiss_threads(num_threads: int | None = None) -> int:
 
     Set OMP_WAIT_POLICY=PASSIVE in the environment before faiss loads: spinning OpenMP
     threads made it 14x slower on a 2-core machine shared with other work.
+
+    With torch loaded, faiss's OpenMP count is also torch's, and torch sets a thread's count to
+    its own the first time it computes in that thread (a k-means fit does): torch's per-thread
+    setup is run here first, so that it cannot undo this setting later.
     """
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].get_num_threads()  # torch's lazy per-thread OpenMP setup, now
     import faiss
 
     n = num_threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count() or 1

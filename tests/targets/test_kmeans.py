@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -74,3 +78,30 @@ def test_unknown_engine_and_bad_k():
         fit_kmeans(np.zeros((10, 3), dtype=np.float32), 2, engine="cuml")
     with pytest.raises(TargetError, match="at least 1"):
         fit_kmeans(np.zeros((10, 3), dtype=np.float32), 0)
+
+
+FAISS_THREADS_IN_A_THREAD = """
+import threading
+import torch  # first, as in every recipe process: faiss then shares torch's OpenMP runtime
+import faiss
+from espnet_hubert_ae.targets.kmeans import set_faiss_threads
+
+torch.set_num_threads(3)
+seen = []
+
+def work():
+    set_faiss_threads(1)
+    torch.ones(1_000_000).mul_(2)  # torch's first computation in this thread
+    seen.append(faiss.omp_get_max_threads())
+
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(seen[0])
+"""
+
+
+def test_faiss_threads_set_in_a_thread_hold_when_torch_computes_there():
+    out = subprocess.run([sys.executable, "-c", FAISS_THREADS_IN_A_THREAD], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OMP_NUM_THREADS": "3"})
+    assert out.stdout.split()[-1] == "1"
