@@ -39,6 +39,7 @@ class DownstreamResult:
     sets: dict[str, dict]  # eval set -> {wer/cer/per: {mean, std, per_seed}, empty_hyps, num_utts, ...}
     config: str  # template name
     directory: Path
+    checkpoint_sha256: str | None = None  # the evaluated weights' digest (None: FBANK)
 
     @property
     def name(self) -> str:
@@ -69,7 +70,7 @@ def collect_downstream(exp_root: str | Path, registry: Registry | None = None) -
                 train_set=Path(str(summary.get("train_set", "?"))).name,
                 reset_top_layers=None if reset is None else int(reset), seeds=list(summary.get("seeds", [])),
                 sets=summary.get("sets", {}), config=Path(str(summary.get("template", "?"))).stem,
-                directory=path.parent,
+                directory=path.parent, checkpoint_sha256=(summary.get("identity") or {}).get("sha256"),
             ))
     return found
 

@@ -14,13 +14,13 @@ first transformer layer, then one state per transformer layer: N + 1 states, see
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import torch
 
 from espnet_hubert_ae.model.hubert import conv_layers_of, hidden_states, load_pretrain_model, num_layers, wav2vec2_of
+from espnet_hubert_ae.utils.fileio import file_digest
 from espnet_hubert_ae.utils.naming import upstream_tag
 
 FBANK = "fbank"
@@ -28,15 +28,6 @@ FBANK_BINS = 80
 FBANK_WINDOW_MS = 25.0
 FBANK_HOP_MS = 20.0
 SAMPLE_RATE = 16000
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file: what identifies the weights a cache was extracted from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FbankSource:

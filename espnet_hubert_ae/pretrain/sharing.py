@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from espnet_hubert_ae.utils.fileio import done_marker
+from espnet_hubert_ae.utils.fileio import done_marker, file_digest
 from espnet_hubert_ae.utils.naming import snapshot_file
 
 logger = logging.getLogger(__name__)
@@ -37,23 +37,15 @@ _FILE_KEYS = ("token_list", "train_shape_file", "valid_shape_file")
 _DATA_KEYS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_and_type")
 
 
-def _file_digest(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def phase_key(config: dict, previous_phase_dir: Path | None) -> str:
     """The content address of a phase's training, from its ESPnet config (see the module doc)."""
     content = {k: v for k, v in config.items() if k not in _PLACE_KEYS + _FILE_KEYS + _DATA_KEYS}
     for key in _FILE_KEYS:
         files = config.get(key)
         files = files if isinstance(files, list) else [files]
-        content[key] = [_file_digest(f) for f in files if f]
+        content[key] = [file_digest(f) for f in files if f]
     for key in _DATA_KEYS:
-        content[key] = [[_file_digest(path), name, kind] for path, name, kind in config.get(key) or []]
+        content[key] = [[file_digest(path), name, kind] for path, name, kind in config.get(key) or []]
     if config.get("warm_start_from"):
         previous_key = Path(previous_phase_dir) / PHASE_KEY if previous_phase_dir else None
         if previous_key is None or not previous_key.is_file():

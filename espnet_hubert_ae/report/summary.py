@@ -29,10 +29,12 @@ reached the target has ``cost_ratio`` null.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.asr.results import downstream_json
 from espnet_hubert_ae.asr.seeds import SUMMARY
+from espnet_hubert_ae.utils.fileio import file_digest
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
 
@@ -71,16 +73,27 @@ def probe_time_to_target(results: Results, analysis: Analysis, reference_strateg
 
 def asr_progress(results: Results, set_name: str, config: str) -> dict[str, list[tuple[int, Score]]]:
     """Run -> (global step, frozen-ASR CER over seeds) of every checkpoint of the run that stage 8
-    evaluated on ``set_name`` with the downstream ``config`` (the random-init control is its
-    run's step 0)."""
+    evaluated on ``set_name`` with the downstream ``config``. The random-init control is step 0
+    of its run, and of every run whose step-0 snapshot has the same bytes (runs of one model and
+    seed start from the same weights), so that every run's curve starts from the same point."""
     progress: dict[str, dict[int, Score]] = {}
+    untrained: dict[str, Score] = {}  # weights digest -> score of an evaluated step 0
     for result in results.asr:
         if result.kind != "superb" or result.config != config or set_name not in result.sets:
             continue
         if result.run is None or result.step is None:
             continue
         cer = result.sets[set_name][CER]
-        progress.setdefault(result.run, {})[result.step] = Score(cer["mean"], cer.get("std", 0.0), len(result.seeds))
+        score = Score(cer["mean"], cer.get("std", 0.0), len(result.seeds))
+        progress.setdefault(result.run, {})[result.step] = score
+        if result.step == 0 and result.checkpoint_sha256:
+            untrained[result.checkpoint_sha256] = score
+    if untrained:
+        for ref in results.registry.values():
+            if ref.step == 0 and ref.run in progress and 0 not in progress[ref.run] and Path(ref.checkpoint).is_file():
+                score = untrained.get(file_digest(ref.checkpoint))
+                if score is not None:
+                    progress[ref.run][0] = score
     return {run: sorted(points.items()) for run, points in progress.items()}
 
 

@@ -8,6 +8,7 @@ nothing, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -64,6 +65,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def done_marker(path: str | os.PathLike) -> Path:
     """The ``.done`` file that records a finished unit of work under ``path``."""
     return Path(path) / ".done"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes: what identifies its contents wherever it lies."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_identity(path: str | os.PathLike | None) -> dict | None:

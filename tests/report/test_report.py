@@ -3,6 +3,7 @@ on a hand-made experiment tree."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -101,7 +102,8 @@ def _make_run(recipe: Path, strategy: str) -> list[dict]:
 
 
 def _write_summary(exp_dir: Path, kind: str, upstream: str, train_set: str, rates: dict[str, list[float]],
-                   reset: int | None = None, control: str | None = None, template: str | None = None) -> None:
+                   reset: int | None = None, control: str | None = None, template: str | None = None,
+                   sha256: str | None = None) -> None:
     """What stages 8-9 leave for one evaluation over seeds 1 and 2 (see espnet_hubert_ae.asr.seeds)."""
     from espnet_hubert_ae.asr.seeds import mean_std
 
@@ -110,7 +112,8 @@ def _write_summary(exp_dir: Path, kind: str, upstream: str, train_set: str, rate
     _write(exp_dir / "summary.json", {"kind": kind, "upstream": upstream, "control": control,
                                       "template": template or f"conf/asr/{kind}_tiny.yaml",
                                       "train_set": f"dump/raw/{train_set}",
-                                      "reset_top_layers": reset, "seeds": [1, 2], "sets": {"dev_clean": dev}})
+                                      "reset_top_layers": reset, "seeds": [1, 2], "sets": {"dev_clean": dev},
+                                      "identity": {"kind": "checkpoint", "sha256": sha256}})
 
 
 @pytest.fixture
@@ -181,7 +184,8 @@ def test_time_to_target_of_the_frozen_asr_cer(recipe, repo_root):
     # between steps 10 and 20. Step 0 is the random-init control; another downstream config is
     # not mixed in.
     _write_summary(superb / "random_init", "superb", "baseline_tiny_40/p1/step0", "train_10h",
-                   {"cer": [60.0, 60.0], "wer": [99.0, 99.0]}, control="random_init")
+                   {"cer": [60.0, 60.0], "wer": [99.0, 99.0]}, control="random_init",
+                   sha256=hashlib.sha256(b"").hexdigest())  # the fixture's step-0 files are empty
     _write_summary(superb / "baseline_tiny_40_p1_step20", "superb", "baseline_tiny_40/p1/step20", "train_10h",
                    {"cer": [30.0, 30.0], "wer": [80.0, 80.0]})
     for step, cer in ((10, 28.0), (20, 16.0)):
@@ -191,7 +195,10 @@ def test_time_to_target_of_the_frozen_asr_cer(recipe, repo_root):
                    "progressive_tiny_40/p1/step10", "train_10h", {"cer": [5.0, 5.0], "wer": [9.0, 9.0]},
                    template="conf/asr/other.yaml")
     results = collect(recipe)
-    assert [step for step, _ in asr_progress(results, "dev_clean", "superb_tiny")["baseline_tiny_40"]] == [0, 20, 40]
+    progress = asr_progress(results, "dev_clean", "superb_tiny")
+    assert [step for step, _ in progress["baseline_tiny_40"]] == [0, 20, 40]
+    # Progressive's step-0 snapshot has the same bytes: the control is its step 0 too.
+    assert progress["progressive_tiny_40"][0] == (0, Score(60.0, 0.0, 2))
     found = asr_time_to_target(results, "dev_clean", "baseline")
     assert (found.measure, found.target, found.tolerance, found.higher_is_better) == ("cer", 20.0, 0.0, False)
     step = 10 + 10 * (28.0 - 20.0) / (28.0 - 16.0)
@@ -204,6 +211,8 @@ def test_time_to_target_of_the_frozen_asr_cer(recipe, repo_root):
     assert "**cer on dev_clean**: target 20.0 % ± 0.0 % (baseline_tiny_40's final)" in text
     assert (recipe / "exp" / "report" / "asr_cer_vs_cpu.png").stat().st_size > 0
     assert "![asr_cer_vs_cpu](exp/report/asr_cer_vs_cpu.png)" in text
+    (recipe / "exp" / "pretrain" / "progressive_tiny_40" / "phase1" / "step0.pth").write_bytes(b"other weights")
+    assert asr_progress(collect(recipe), "dev_clean", "superb_tiny")["progressive_tiny_40"][0][0] == 10
 
 
 def test_results_json_has_runs_controls_and_time_to_target(recipe):
