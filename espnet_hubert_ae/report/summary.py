@@ -28,15 +28,16 @@ reached the target has ``cost_ratio`` null.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.asr.results import downstream_json
 from espnet_hubert_ae.asr.seeds import SUMMARY
-from espnet_hubert_ae.utils.fileio import file_digest
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
+from espnet_hubert_ae.utils.fileio import file_digest, file_identity
 
 PROBE = "phone_probe_acc"
 CER = "cer"  # frozen-ASR character error rate (stage 8), in %
@@ -91,10 +92,17 @@ def asr_progress(results: Results, set_name: str, config: str) -> dict[str, list
     if untrained:
         for ref in results.registry.values():
             if ref.step == 0 and ref.run in progress and 0 not in progress[ref.run] and Path(ref.checkpoint).is_file():
-                score = untrained.get(file_digest(ref.checkpoint))
+                score = untrained.get(_weights_digest(**file_identity(ref.checkpoint)))
                 if score is not None:
                     progress[ref.run][0] = score
     return {run: sorted(points.items()) for run, points in progress.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_digest(path: str, size: int, mtime: int) -> str:
+    """A snapshot's digest, once per report (the progress is built per set, for the text, the
+    plot and results.json alike; a Base-size snapshot takes a second to read)."""
+    return file_digest(path)
 
 
 def reference_asr_progress(results: Results, set_name: str, reference_strategy: str
