@@ -77,6 +77,8 @@ esac
 for opt in stage stop_stage nj ngpu seed; do
     [[ ${!opt} =~ ^[0-9]+$ ]] || { echo "$0: --${opt} must be a non-negative integer, not '${!opt}'" >&2; exit 2; }
 done
+[[ ${asr_checkpoints_per_run} =~ ^[1-9][0-9]*$ ]] || {
+    echo "$0: --asr_checkpoints_per_run must be a positive integer, not '${asr_checkpoints_per_run}'" >&2; exit 2; }
 
 datadir=data
 dumpdir=dump/raw

@@ -77,6 +77,8 @@ def test_run_sh_help_and_bad_values(recipe_dir):
     assert bad.returncode == 2 and "--data must be builtin or librispeech" in bad.stderr
     bad = subprocess.run(["./run.sh", "--nj", "two"], cwd=recipe_dir, capture_output=True, text=True)
     assert bad.returncode == 2 and "--nj must be a non-negative integer" in bad.stderr
+    bad = subprocess.run(["./run.sh", "--asr_checkpoints_per_run", "0"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--asr_checkpoints_per_run must be a positive integer, not '0'" in bad.stderr
     bad = subprocess.run(["./run.sh", "--strategy", "baseline nope"], cwd=recipe_dir, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr and "progressive" in bad.stderr
     bad = subprocess.run(["./run.sh", "--model", "huge"], cwd=recipe_dir, capture_output=True, text=True)
