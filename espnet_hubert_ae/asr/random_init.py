@@ -13,7 +13,6 @@ its numbers to mean learning. The control is a checkpoint like any other:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -40,7 +39,7 @@ def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1)
 
     ``like`` is a checkpoint .pth, a registered name, or a run tag (its last checkpoint).
     """
-    from espnet2.tasks.hubert import HubertTask
+    from espnet_hubert_ae.model.hubert import build_pretrain_model
 
     registry = open_registry()
     ref = registry.last(like) if like in registry.runs() else registry.ref(like)
@@ -55,7 +54,7 @@ def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1)
         return str(path)
     config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     torch.manual_seed(seed)
-    model = HubertTask.build_model(argparse.Namespace(**config))
+    model = build_pretrain_model(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / "config.yaml") as f, open(config_path, encoding="utf-8") as src:
         shutil.copyfileobj(src, f)

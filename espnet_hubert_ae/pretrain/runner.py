@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from espnet_hubert_ae.data.datadir import SAMPLE_RATE
 from espnet_hubert_ae.pretrain.health import checkpoint_health
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.pretrain.sharing import PHASE_KEY, adopt_phase, find_trained_phase, phase_key
@@ -237,7 +238,14 @@ def training_config(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model
     spare_epochs = 1 if model_config.get("use_amp") else 0
     curve = plan.lr_curve
     config = dict(model_config)
+    from espnet_hubert_ae.model.hubert import frame_grid
+
+    # ESPnet crops a batch's audio and labels together on the model's frame grid (in ms).
+    grid = frame_grid(model_config)
+    collate = {**(model_config.get("collate_fn_conf") or {}),
+               "window_size": grid.window * 1000 / SAMPLE_RATE, "window_shift": grid.hop * 1000 / SAMPLE_RATE}
     config.update(
+        collate_fn_conf=collate,
         token_list=str(labels.tokens),
         token_type="word",
         num_classes=labels.k,

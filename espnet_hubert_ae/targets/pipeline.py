@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, read_datadir
-from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+from espnet_hubert_ae.model.frames import HUBERT_GRID
 from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
 from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
@@ -123,7 +123,7 @@ def _fit_subset(utt_ids: list[str], portion: float, seed: int) -> list[str]:
 def _default_expected_frames(source: TargetSource) -> Callable[[int], int]:
     if isinstance(source, Layer):
         return frame_counter(Path(source.config) if source.config else source.checkpoint.parent / "config.yaml")
-    return lambda n: conv_frame_count(n, BASE_CONV_LAYERS)
+    return HUBERT_GRID.count
 
 
 def _write_set_labels(

@@ -112,17 +112,16 @@ class FeatureExtractor:
     def dim(self) -> int:
         if not isinstance(self.source, Layer):
             return MFCC_DIM
-        from espnet_hubert_ae.model.hubert import wav2vec2_of
+        from espnet_hubert_ae.model.hubert import embed_dim
 
-        return int(wav2vec2_of(self.model).encoder.transformer.pos_conv_embed.embed_dim)
+        return embed_dim(self.model)
 
     def frame_count(self, num_samples: int) -> int:
         if not isinstance(self.source, Layer):
             return mfcc_frame_count(num_samples)
-        from espnet_hubert_ae.model.frames import conv_frame_count
-        from espnet_hubert_ae.model.hubert import conv_layers_of
+        from espnet_hubert_ae.model.hubert import frame_counter
 
-        return conv_frame_count(num_samples, conv_layers_of(self.model))
+        return frame_counter(self.model)(num_samples)
 
     def __call__(self, waveforms: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         """Feature matrices ``(frames, dim)`` float32, one per waveform, in order."""

@@ -11,7 +11,8 @@ import torch
 from espnet_hubert_ae.asr.cache import CacheError, ensure_cache, load_features, read_cache
 from espnet_hubert_ae.asr.sources import CheckpointSource, FbankSource
 from espnet_hubert_ae.data.datadir import Utterance, write_datadir
-from espnet_hubert_ae.model.hubert import conv_frame_count, hidden_states, load_pretrain_model
+from espnet_hubert_ae.model.frames import conv_frame_count
+from espnet_hubert_ae.model.hubert import hidden_states, load_pretrain_model
 
 
 @pytest.fixture
