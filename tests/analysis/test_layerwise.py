@@ -23,7 +23,7 @@ def fake_ref(tmp_path):
 
 
 def _run(corpus, outdir, ref, source, threads=MetricThreads(), **config):
-    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, **config}))
+    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, "seeds": (1,), **config}))
     return analyse_checkpoint(ref, plan, outdir, source_factory=lambda _: source, threads=threads)
 
 
