@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from espnet_hubert_ae.defaults import SEED
 from espnet_hubert_ae.upstream.registry import CheckpointRef, Registry, open_registry, resolve_upstream
 from espnet_hubert_ae.utils.fileio import atomic_open
 from espnet_hubert_ae.utils.naming import upstream_name
@@ -33,7 +34,7 @@ def registered_step0(ref: CheckpointRef, registry: Registry) -> CheckpointRef | 
     return registry.get(upstream_name(ref.run, 1, 0)) if ref.run else None
 
 
-def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1) -> str:
+def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = SEED) -> str:
     """A checkpoint of ``like``'s architecture at initialisation (see the module docstring):
     the registered name of the run's step-0 snapshot, else the path of a model built here.
 

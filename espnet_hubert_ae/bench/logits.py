@@ -17,12 +17,13 @@ import argparse
 import json
 import time
 
+from espnet_hubert_ae.defaults import MODEL
 from espnet_hubert_ae.utils.cli import limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="small", help="model preset or config YAML")
+    p.add_argument("--model", default=MODEL.builtin, help="model preset or config YAML (the demo's)")
     p.add_argument("--k", type=int, nargs="+", default=[100, 500], help="numbers of target classes")
     p.add_argument("--seconds", type=float, default=32.0, help="seconds of audio per step (4 utterances)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant, after one warm-up step")

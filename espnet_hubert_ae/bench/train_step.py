@@ -31,7 +31,9 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
+    p.add_argument("--model", default="tiny",
+                   help="model preset (tiny, small, base, large) or a config YAML (this benchmark's own default: "
+                        "tiny, a quick measurement; the recipe's models are a --model away)")
     p.add_argument("--k", type=int, default=100, help="number of clusters (label classes)")
     p.add_argument("--batch", type=int, default=4, help="utterances per batch")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds of audio per utterance")

@@ -22,7 +22,8 @@ import logging
 import os
 from pathlib import Path
 
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION
+from espnet_hubert_ae.defaults import KMEANS_PORTION, SEED
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model config (YAML) whose conv stack sets the label count [HuBERT Base's]")  # fmt: skip
     p.add_argument("--portion", type=float, default=KMEANS_PORTION,
                    help="share of train utterances k-means is fitted on")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--nj", type=int, default=1, help="feature shards (and worker processes on CPU)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] for layer features and k-means")
     p.add_argument("--engine", choices=["faiss", "sklearn"], default="faiss", help="k-means engine")

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from espnet_hubert_ae.defaults import REFERENCE_STRATEGY
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, significant
@@ -441,7 +442,7 @@ def plots_section(results: Results, extra: Sequence[Path], recipe_dir: Path) -> 
     return lines + [""]
 
 
-def render(results: Results, repo: Path, reference_strategy: str = "baseline", report_dir: Path | None = None) -> str:
+def render(results: Results, repo: Path, reference_strategy: str = REFERENCE_STRATEGY, report_dir: Path | None = None) -> str:
     recipe_dir = results.recipe_dir
     runs = list(results.runs.values())
     extra = []

@@ -26,10 +26,11 @@ import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.datadir import DataDirError, Utterance, read_ctm, read_datadir
+from espnet_hubert_ae.defaults import KMEANS_PORTION, SEED
 from espnet_hubert_ae.model.frames import HUBERT_GRID
 from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import FeatureSet, dump_features
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import (
     downsample,
     fit_label_count,
@@ -167,7 +168,7 @@ def make_targets(
     k: int,
     out_dir: Path,
     portion: float = KMEANS_PORTION,
-    seed: int = 1,
+    seed: int = SEED,
     nj: int = 1,
     device: str = "cpu",
     expected_frames: Callable[[int], int] | None = None,
