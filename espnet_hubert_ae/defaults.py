@@ -39,7 +39,7 @@ SEEDS = (1, 2)  # evaluations with a spread (probe speaker splits, downstream tr
 
 # --- Pretraining (stages 4-5) --------------------------------------------------------------
 STRATEGIES = ("baseline", "progressive")  # the strategies a recipe run compares
-MODEL = ByCorpus("small", "base")  # model preset
+MODEL = ByCorpus("mel_small", "base")  # model preset (built-in: the log-mel family, see conf/model/mel_small.yaml)
 BUILTIN_PRETRAIN_STEPS = 1200  # built-in corpus: the budget (steps of the reference strategy) when none is given
 BUILTIN_SNAPSHOT_EVERY = 300  # built-in corpus at that budget: a snapshot every this many global steps
 BUDGET = "ratio"  # how a budget is shared: ratio (one factor for every strategy) or equal

@@ -39,7 +39,7 @@ min_seconds=${default_min_seconds}  # utterances shorter than this are excluded 
 max_seconds=${default_max_seconds}  # utterances longer than this are excluded from pretraining
 # Pretraining
 strategy=${default_strategies}  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
-model=               # model preset (tiny (tests), small (CPU), base, large) or a config YAML (empty: ${default_model_builtin} for builtin, ${default_model_librispeech} otherwise)
+model=               # model preset or a config YAML (empty: ${default_model_builtin} for builtin, ${default_model_librispeech} otherwise); waveform: tiny (tests), small (CPU), base, large; log-mel: mel_tiny (tests), mel_small (CPU)
 targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
 kmeans_portion=${default_kmeans_portion}  # share of the pretraining utterances k-means is fitted on (as fairseq and ESPnet fit it)
 pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
@@ -69,6 +69,8 @@ finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny fo
 reset_top_layers=    # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep (empty: "0 2" for builtin, "0 1 2 3" otherwise)
 asr_valid_set=${default_valid_set}  # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
+# Progress
+progress_reference=  # stage times of a reference run (stage_times.tsv format) for the progress line's time left (empty: none)
 ### end options
 
 . ./local/parse_options.sh
@@ -118,20 +120,29 @@ if [ -f "${corpus_marker}" ] && [ "$(cat "${corpus_marker}")" != "${data}" ]; th
     exit 2
 fi
 
-# Each stage that runs to its end appends "stage, start, seconds, command" to exp/stage_times.tsv
-# (the report's "where the time goes"); run_stage closes the previous stage's timer.
+# Each stage that runs to its end appends "stage, start, wall seconds, CPU seconds, command" to
+# exp/stage_times.tsv (the report's "where the time goes"; the CPU of this shell's whole process
+# tree: every job a stage runs is its child); run_stage closes the previous stage's timer and
+# prints the progress line (stages done, left, time left by --progress_reference at this pace).
+clock_ticks=$(getconf CLK_TCK)
+tree_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$$/stat"; }
+run_start=$(date +%s)
 timed_stage=
 stage_timer_end() {
     [ -n "${timed_stage}" ] || return 0
     mkdir -p "${expdir}"
-    printf '%s\t%s\t%s\t%s\n' "${timed_stage}" "$(date -d "@${timed_start}" '+%F %T')" \
-        "$(($(date +%s) - timed_start))" "${command_line}" >> "${expdir}/stage_times.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\n' "${timed_stage}" "$(date -d "@${timed_start}" '+%F %T')" \
+        "$(($(date +%s) - timed_start))" "$(awk -v a="${timed_cpu}" -v b="$(tree_cpu_ticks)" -v t="${clock_ticks}" \
+        'BEGIN { printf "%.1f", (b - a) / t }')" "${command_line}" \
+        >> "${expdir}/stage_times.tsv"
     timed_stage=
 }
 run_stage() {
     stage_timer_end
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
-    timed_stage=$1 timed_start=$(date +%s)
+    log "$(python -m espnet_hubert_ae.bin.stage_progress --times "${expdir}/stage_times.tsv" --since "${run_start}" \
+        --next "$1" --last "${stop_stage}" ${progress_reference:+--reference "${progress_reference}"} 2>&1)" || true
+    timed_stage=$1 timed_start=$(date +%s) timed_cpu=$(tree_cpu_ticks)
 }
 # The sets of a list that stage 2 formatted, one a line; a missing one is skipped with a note.
 present_sets() {

@@ -44,11 +44,10 @@ def progress_line(done: dict[int, float], left: list[int], reference: dict[int, 
     """One line: what is done (and in how long), what is left and about how long it takes."""
     parts = []
     if done:
-        parts.append(f"done: stage{'s' if len(done) > 1 else ''} {_span(sorted(done))} in "
-                     f"{sum(done.values()) / 60:.1f} min")
+        parts.append(f"done: {_stages(sorted(done))} in {sum(done.values()) / 60:.1f} min")
     if not left:
         return "progress: " + "; ".join(parts + ["nothing left"])
-    parts.append(f"left: stage{'s' if len(left) > 1 else ''} {_span(left)}")
+    parts.append(f"left: {_stages(left)}")
     known = [s for s in left if s in reference]
     if not known:
         parts.append("no reference stage times to estimate from")
@@ -63,15 +62,17 @@ def progress_line(done: dict[int, float], left: list[int], reference: dict[int, 
         "the reference run's stage times"
     unknown = [s for s in left if s not in reference]
     parts.append(f"about {estimate:.0f} min left by {how}" +
-                 (f", stages {_span(unknown)} not included" if unknown else ""))
+                 (f", {_stages(unknown)} not included" if unknown else ""))
     return "progress: " + "; ".join(parts)
 
 
-def _span(stages: list[int]) -> str:
-    """``1-4``, ``5``, or ``2 5 7`` for stages that are not consecutive."""
-    if len(stages) > 1 and stages == list(range(stages[0], stages[-1] + 1)):
-        return f"{stages[0]}-{stages[-1]}"
-    return " ".join(map(str, stages))
+def _stages(stages: list[int]) -> str:
+    """``stages 1-4``, ``stage 5``, or ``stages 2 5 7`` for stages that are not consecutive."""
+    if len(stages) == 1:
+        return f"stage {stages[0]}"
+    if stages == list(range(stages[0], stages[-1] + 1)):
+        return f"stages {stages[0]}-{stages[-1]}"
+    return "stages " + " ".join(map(str, stages))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -295,3 +295,16 @@ def test_layer_health_warnings_appear_in_results_md(recipe, repo_root):
     assert "No layer of any phase is collapsing or dead." not in section
     health = results_json(results, "baseline")["runs"]["progressive_tiny_40"]["health"]
     assert health == {"min_ln_gain": 0.12, "dead_layers": [3], "collapsing_layers": [2]}
+
+
+def test_stage_times_give_wall_and_cpu_minutes_per_stage(tmp_path):
+    from espnet_hubert_ae.report.collect import collect_stage_times
+
+    path = tmp_path / "stage_times.tsv"
+    # An older record without CPU seconds, then run.sh's five fields; the latest record of a stage wins.
+    path.write_text("4\t2026-01-01 00:00:00\t60\t./run.sh\n"
+                    "5\t2026-01-01 00:01:00\t600\t900\t./run.sh --stage 5\n"
+                    "5\t2026-01-02 00:01:00\t1200\t2100\t./run.sh --stage 5\n")
+    times = collect_stage_times(path)
+    assert [(t.stage, t.seconds, t.cpu_seconds, t.command) for t in times] == [
+        (4, 60.0, None, "./run.sh"), (5, 1200.0, 2100.0, "./run.sh --stage 5")]
