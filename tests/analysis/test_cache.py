@@ -102,3 +102,20 @@ def test_a_checkpoint_without_config_is_identified_by_its_bytes(tmp_path, config
     path.write_bytes(b"weights")
     identity = weights_identity(path, None if config is None else tmp_path / config)
     assert len(identity["id"]) == 20 and identity["sha256"] != identity["model_options_sha256"]
+
+
+def test_the_summary_counts_what_was_computed_shared_and_cached():
+    from espnet_hubert_ae.analysis.overview import work_done
+
+    def result(origins, pass_seconds=None):
+        return {"cost": {"origin": origins, "metrics": {m: 2.0 for m in origins},
+                         "pass": pass_seconds or {"hidden_states": 3.0, "collect": 1.0}}}
+
+    work = work_done([result({"mel_cca": "computed", "phone_probe": "computed"}),
+                      result({"mel_cca": "shared", "phone_probe": "shared"}),
+                      result({"mel_cca": "cached", "phone_probe": "computed"}),  # a new metric: computed
+                      result({"mel_cca": "cached", "phone_probe": "shared"})])
+    assert (work["checkpoints"], work["computed"], work["shared"], work["cached"]) == (4, 2, 1, 1)
+    assert work["cpu_seconds"] == {"pass hidden_states": 6.0, "pass collect": 2.0, "mel_cca": 2.0,
+                                   "phone_probe": 4.0}
+    assert work["cpu_seconds_total"] == 14.0
