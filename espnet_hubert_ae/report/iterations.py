@@ -12,6 +12,19 @@ on the analysed set (``quality.json`` of its label set), against the MFCC target
 The answer for a comparison is ``yes`` when at every upper layer (the top half of the
 transformer layers) the probe rose and the mel CCA fell beyond the spread, ``no`` when either
 did not, and ``not called`` when the spread is unknown (one seed, one trial).
+
+results.json's ``second_iteration``, per run::
+
+    {"strategy", "set", "upper_layers",
+     "phases": [{"phase", "checkpoint", "step",
+                 "targets": {"source", "init", "k", "frames", "held_out", "pnmi", "pnmi_corrected",
+                             "mfcc_pnmi_corrected", "minus_mfcc"},
+                 "phone_probe_acc" / "phone_cca" / "mel_cca": {"mean", "std" (per layer), "n"}}],
+     "comparisons": [{"from_phase": 1, "to_phase",
+                      "phone_probe_acc" / "phone_cca" / "mel_cca": {"diff" (later - first), "call" (per
+                          layer: better / worse in the asked direction, where a lower mel CCA is
+                          better; within spread; n/a (1 seed))},
+                      "more_phonetic", "less_input_like" (true, false, null), "answer"}]}
 """
 
 from __future__ import annotations

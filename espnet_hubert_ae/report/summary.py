@@ -3,16 +3,27 @@
     {"runs": {"<run>": {"strategy", "steps", "final_checkpoint", "budget",
                         "cost": {"wall_s", "cpu_s", "gpu_s", "audio_s"},
                         "probe": {"set", "per_layer", "per_layer_std", "seeds", "best_layer", "best",
-                                  "best_std"},
+                                  "best_std",
+                                  "learning": {"rule", "widest_control", "widest", "untrained_checkpoint",
+                                               "untrained_per_layer", "untrained_per_layer_std",
+                                               "vs_untrained", "vs_widest" (per layer: better, worse,
+                                               within spread, n/a (1 seed)), "learnt" (per layer:
+                                               true, false, null where not called), "learnt_layers"}},
                         "health": {"min_ln_gain", "dead_layers", "collapsing_layers"}}},
-     "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "mfcc", "mfcc_std"},
+     "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "logmel5", "logmel5_std",
+                  "logmel9", "logmel9_std", "mfcc", "mfcc_std", "input_context" (control -> frames stacked),
+                  "widest_context"},
      "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
                                   "target", "step", "cpu_s", "wall_s" (null when never reached),
                                   "best", "best_step", "budget_ratio" (its best score, and its whole
-                                  pretraining's CPU seconds against the reference's)}},
+                                  pretraining's CPU seconds against the reference's),
+                                  "reference_learnt", "reference_untrained"; where the reference did
+                                  not learn: "target" and "cost_ratio" null, "reason",
+                                  "reference_final"}},
      "time_to_target_asr": {"<run>": the same, for the frozen-ASR CER ("measure": "cer", lower
                                      is better) of the checkpoints stage 8 evaluated},
      "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}},
+     "second_iteration": {"<run>": see espnet_hubert_ae.report.iterations},
      "asr": {"<run>" or "fbank" or "random_init": {"set", "cer": {"mean", "std"}, "wer": {...}, "empty_hyps",
                                                    "seeds", ...}},
      "pr": {"<run>" or a control: {"set", "per": {"mean", "std"}, "empty_hyps", "seeds", ...}}}
@@ -23,7 +34,8 @@
 The probe's best layer is chosen among the transformer layers (1 and above): layer 0 is the
 input of the first transformer layer, so a best layer 0 means the transformer added nothing. A
 measure that was not run is absent, never made up; a ``time_to_target`` entry whose run never
-reached the target has ``cost_ratio`` null.
+reached the target has ``cost_ratio`` null, and so has every entry when the reference did not
+learn (its final score does not beat its untrained one beyond the spread: no target).
 """
 
 from __future__ import annotations
