@@ -38,6 +38,8 @@ CONTROL_VERSION = 1  # raise when a control's features change
 # Input-context controls: name -> 50 Hz log-mel frames stacked (1: the frame alone).
 INPUT_CONTEXT = {"logmel": 1, "logmel5": 5, "logmel9": 9}
 WIDEST_CONTEXT = max(INPUT_CONTEXT, key=INPUT_CONTEXT.get)
+LABELS = {"logmel": "log-mel frame", "logmel5": "log-mel, 5 frames stacked (100 ms)",
+          "logmel9": "log-mel, 9 frames stacked (180 ms)", "mfcc": "MFCC frame"}  # in tables and plots
 
 
 def stack_frames(frames: np.ndarray, width: int) -> np.ndarray:

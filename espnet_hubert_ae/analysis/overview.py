@@ -30,6 +30,7 @@ import numpy as np
 from espnet_hubert_ae.analysis import plots
 from espnet_hubert_ae.analysis import stats as summary
 from espnet_hubert_ae.analysis.config import MEASURES
+from espnet_hubert_ae.analysis.controls import LABELS
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
 from espnet_hubert_ae.utils.naming import safe_tag
 
@@ -116,7 +117,7 @@ def floors(results: Sequence[dict]) -> dict[str, dict]:
 def reference_lines(measure: str, controls: dict) -> dict[str, float]:
     """The controls' values of ``measure`` (label -> value): the input representations, and the
     majority class for the probe."""
-    lines = {f"{name} input": values[measure]["mean"] for name, values in controls.items()
+    lines = {LABELS.get(name, f"{name} input"): values[measure]["mean"] for name, values in controls.items()
              if name != "majority" and measure in values}
     if measure == "phone_probe_acc" and "majority" in controls:
         lines["majority class"] = controls["majority"]["mean"]

@@ -5,8 +5,8 @@
 - strategies side by side: one panel per strategy, its checkpoints' curves coloured by step.
 
 The floors a measure must beat are drawn in the curve plots: each run's untrained (step-0)
-model as a dashed grey curve, and the input controls (log-mel, MFCC, majority class) as
-horizontal lines.
+model as a dashed grey curve, and the input controls (log-mel frames alone and stacked 5 and 9
+to a frame, MFCC, majority class) as horizontal lines.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _save(fig, path: str | os.PathLike) -> None:
         f.write(buffer.getvalue())
 
 
-REFERENCE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2)))
+REFERENCE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1)), "--")
 
 
 def _draw_references(ax, references: Mapping[str, float]) -> None:

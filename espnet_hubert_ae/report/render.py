@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from espnet_hubert_ae.analysis.controls import LABELS as CONTROL_LABELS
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.iterations import ANSWERS, iterations_json
@@ -228,8 +229,6 @@ def _mean_std(value: float | None, std: float | None = None, digits: int = 3) ->
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
 
 
-CONTROL_LABELS = {"logmel": "log-mel frame", "logmel5": "log-mel, 5 frames stacked (100 ms)",
-                  "logmel9": "log-mel, 9 frames stacked (180 ms)", "mfcc": "MFCC frame"}
 CALLS = {"better": "above", "worse": "below", "within spread": "within spread", "n/a (1 seed)": "n/a (1 seed)",
          None: "-"}
 
