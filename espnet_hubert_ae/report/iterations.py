@@ -134,8 +134,10 @@ def run_iterations(results: Results, analysis: Analysis, run: PretrainRun) -> di
         phases.append({"phase": index, "checkpoint": name, "step": step,
                        "targets": _target_quality(run, index, analysis.set_name),
                        **{m: _scores_json(s) for m, s in scores[index].items()}})
-    num_states = len(next(s for s in scores[1].values() if s is not None))
-    upper = upper_layers(num_states)
+    measured = [s for s in scores[1].values() if s is not None]
+    if not measured:  # none of the probe, phone CCA or mel CCA was analysed
+        return None
+    upper = upper_layers(len(measured[0]))
     comparisons = [{"from_phase": 1, "to_phase": index, **compare_phases(scores[1], scores[index], upper)}
                    for index in sorted(ends) if index > 1]
     return {"strategy": run.strategy, "set": analysis.set_name, "upper_layers": upper, "phases": phases,

@@ -150,3 +150,12 @@ def test_with_one_seed_nothing_is_called(tmp_path, repo_root):
     assert comparison["answer"] == "no"
     text = render(results, repo_root)
     assert "more phonetic (probe): not called" in text
+
+
+def test_a_run_without_the_measures_has_no_record(tmp_path):
+    recipe = _recipe(tmp_path, seeds=[1, 2])
+    for path in (recipe / "exp" / "analysis").glob("**/results.json"):
+        result = json.loads(path.read_text())
+        result["measures"] = {"word_cca": [0.1] * 5}  # analysed with --metrics word_cca only
+        path.write_text(json.dumps(result))
+    assert results_json(collect(recipe), "baseline")["second_iteration"] == {}
