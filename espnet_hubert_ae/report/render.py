@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import platform
 import subprocess
@@ -18,6 +19,7 @@ from espnet_hubert_ae.report.compare import Score, significant
 from espnet_hubert_ae.report.summary import (CER, INPUT_CONTROLS, LEARNT_RULE, PROBE, asr_time_to_target,
                                              probe_progress, probe_time_to_target, reference_asr_progress, run_records)
 from espnet_hubert_ae.utils.cost import Cost
+from espnet_hubert_ae.utils.fileio import atomic_open
 
 STAGE_NAMES = {
     1: "data", 2: "format audio / filter", 3: "alignments", 4: "initial targets", 5: "pretraining",
@@ -544,18 +546,20 @@ def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[
             y = [score.mean for _, score in points]
             err = [2 * score.stderr if score.n > 1 else 0.0 for _, score in points]
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=run_name)
-        styles = (":", "--", "-.", (0, (1, 3)), (0, (5, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1)))
-        for (label, value), style in zip(((references or {}).get(set_name) or {}).items(), styles * 4):
-            ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
+        styles = ((":", "dimgray"), ("--", "tab:purple"), ("-.", "tab:brown"), ((0, (5, 1)), "black"),
+                  ((0, (3, 1, 1, 1, 1, 1)), "tab:olive"), ((0, (1, 1)), "tab:cyan"))
+        for (label, value), (style, colour) in zip(((references or {}).get(set_name) or {}).items(), styles * 4):
+            ax.axhline(value, color=colour, linestyle=style, linewidth=1.2, label=f"{label} ({value:.3f})")
         ax.set_xlabel("pretraining cost (CPU minutes)")
         ax.set_ylabel(ylabel)
         ax.set_title(set_name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+        ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    buffer = io.BytesIO()  # the canvas grows to hold the legends beside the panels
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue())
     return path
 
 

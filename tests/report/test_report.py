@@ -316,7 +316,9 @@ def test_the_probe_against_cpu_plot_draws_every_control_as_a_line(recipe, repo_r
     axhline = Axes.axhline
 
     def recording(self, y=0, *args, **kwargs):
-        drawn[kwargs.get("label")] = y
+        label, value = kwargs.get("label").rsplit(" (", 1)  # "log-mel frame (0.440)"
+        assert value == f"{y:.3f})"
+        drawn[label] = y
         return axhline(self, y, *args, **kwargs)
 
     monkeypatch.setattr(Axes, "axhline", recording)
