@@ -529,10 +529,9 @@ def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[
     progress = {name: runs for name, runs in progress.items() if runs}
     if not progress:
         return None
-    import matplotlib
+    from espnet_hubert_ae.analysis.plots import draw_references  # chooses the Agg backend first
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: I001
 
     sets = sorted(progress)
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
@@ -546,10 +545,7 @@ def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[
             y = [score.mean for _, score in points]
             err = [2 * score.stderr if score.n > 1 else 0.0 for _, score in points]
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=run_name)
-        styles = ((":", "dimgray"), ("--", "tab:purple"), ("-.", "tab:brown"), ((0, (5, 1)), "black"),
-                  ((0, (3, 1, 1, 1, 1, 1)), "tab:olive"), ((0, (1, 1)), "tab:cyan"))
-        for (label, value), (style, colour) in zip(((references or {}).get(set_name) or {}).items(), styles * 4):
-            ax.axhline(value, color=colour, linestyle=style, linewidth=1.2, label=f"{label} ({value:.3f})")
+        draw_references(ax, (references or {}).get(set_name) or {}, with_values=True)
         ax.set_xlabel("pretraining cost (CPU minutes)")
         ax.set_ylabel(ylabel)
         ax.set_title(set_name)
