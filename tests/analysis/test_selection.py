@@ -51,3 +51,21 @@ def test_spread_is_per_run_and_all_or_names_select_what_they_say(tmp_path):
         "b/p1/step5", "a/p1/step0"]
     with pytest.raises(UpstreamError, match="no upstream registry"):
         select_checkpoints(Registry(), ["spread"])
+
+
+@pytest.mark.parametrize("steps, snapshot_every, kept, analysed", [
+    (300, None, 42, (1 + 2 + 4) + (1 + 4 + 4)),  # the schedules' own snapshots: 10 per phase (5 in progressive's)
+    (1200, 300, 12, 12),  # the built-in default: one every 300 steps, each analysed
+])
+def test_the_presets_at_a_small_budget_analyse_a_bounded_few(steps, snapshot_every, kept, analysed):
+    from espnet_hubert_ae.pretrain.schedule import budget_steps, load_schedule
+
+    registered, chosen = 0, 0
+    for strategy in ("baseline", "progressive"):
+        plans = load_schedule(strategy, budget_steps(strategy, steps, "ratio", "baseline")).plan(4, snapshot_every)
+        refs = [CheckpointRef(f"{strategy}/p{plan.index}/step{step}", Path("x.pth"), run=strategy, strategy=strategy,
+                              phase=plan.index, step=step, phase_end=step == plan.end_step)
+                for plan in plans for step in plan.snapshot_steps]
+        registered += len(refs)
+        chosen += len(spread_checkpoints(refs))
+    assert (registered, chosen) == (kept, analysed)
