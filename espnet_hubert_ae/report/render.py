@@ -14,8 +14,8 @@ from typing import Sequence
 from espnet_hubert_ae.analysis.controls import LABELS as CONTROL_LABELS
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
-from espnet_hubert_ae.report.iterations import ANSWERS, iterations_json
 from espnet_hubert_ae.report.compare import Score, significant
+from espnet_hubert_ae.report.iterations import ANSWERS, iterations_json
 from espnet_hubert_ae.report.summary import (CER, INPUT_CONTROLS, LEARNT_RULE, PROBE, asr_time_to_target,
                                              probe_progress, probe_time_to_target, reference_asr_progress, run_records)
 from espnet_hubert_ae.utils.cost import Cost
