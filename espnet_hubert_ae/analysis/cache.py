@@ -61,18 +61,28 @@ def store(directory: Path, metric: str, record: dict) -> None:
 # --- what identifies a checkpoint's weights ---------------------------------------------------
 
 
+# The option groups of a pretraining run's parser whose options only the training reads: ESPnet's
+# trainer, data, iterator, optimiser and distributed groups, and the schedule's hooks
+# (pretrain.task.PhaseTrainer). An option of any other group, or unknown to the parser, is part of
+# a checkpoint's identity: a new group can make two checkpoints differ, never make them the same.
+TRAINING_GROUPS = frozenset({
+    "Common configuration", "distributed training related", "cudnn mode related", "collect stats mode related",
+    "Trainer related", "Pretraining model related", "BatchSampler related", "Sequence iterator related",
+    "Chunk iterator related", "Dataset related", "Optimizer related",
+    "Schedule hooks (one phase of a pretraining schedule)",
+})
+
+
 @functools.lru_cache(maxsize=1)
 def training_options() -> frozenset[str]:
-    """The options of a pretraining ``config.yaml`` that only the training run reads (ESPnet's
-    trainer, data, iterator, optimiser and distributed groups, and the schedule's hooks): two
-    runs of one model differ there, never in what a checkpoint's weights compute. Every other
-    option -- those of the task and its model, and any option ESPnet does not know -- is part
-    of the identity."""
+    """The options of a pretraining ``config.yaml`` that only the training run reads
+    (:data:`TRAINING_GROUPS`, and the path of the training config itself): two runs of one
+    model differ there, never in what a checkpoint's weights compute."""
     from espnet_hubert_ae.pretrain.task import PhaseHubertTask
 
     parser = PhaseHubertTask.get_parser()
-    titled = [group for group in parser._action_groups if group.title not in (None, "options", "positional arguments")]
-    return frozenset({"config"} | {action.dest for group in titled for action in group._group_actions})
+    groups = [group for group in parser._action_groups if group.title in TRAINING_GROUPS]
+    return frozenset({"config"} | {action.dest for group in groups for action in group._group_actions})
 
 
 def model_options(config: str | os.PathLike) -> dict:
