@@ -51,7 +51,8 @@ builtin_snapshot_every=${default_builtin_snapshot_every}  # built-in corpus at i
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
 analysis_set=${default_analysis_set}  # data set analysed (needs phones.ctm and words.ctm)
-analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
+analysis_checkpoints=spread     # checkpoints analysed: spread (per run: step 0, each phase's end and at most analysis_between others, spread over its steps: bounded at any budget), all (every one stage 6 registered), or registered names
+analysis_between=4              # with spread: snapshots analysed per run besides step 0 and the phase ends (more: raise it, or --analysis_checkpoints all)
 reference_strategy=${default_reference_strategy}  # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream evaluations (stages 8-9)
@@ -81,7 +82,7 @@ case "${data}" in
     builtin|librispeech) ;;
     *) echo "$0: --data must be builtin or librispeech, not '${data}'" >&2; exit 2 ;;
 esac
-for opt in stage stop_stage nj ngpu seed; do
+for opt in stage stop_stage nj ngpu seed analysis_between; do
     [[ ${!opt} =~ ^[0-9]+$ ]] || { echo "$0: --${opt} must be a non-negative integer, not '${!opt}'" >&2; exit 2; }
 done
 [[ ${asr_checkpoints_per_run} =~ ^[1-9][0-9]*$ ]] || {
@@ -257,15 +258,15 @@ if run_stage 7; then
     # The built-in dev set is small and espeak-ng has rare phones: leave those out, not fail.
     [ "${data}" = builtin ] && extra_args=(--rare_phones drop "${extra_args[@]}")
     device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
-    # Metrics already computed with the same settings are cached per checkpoint (the log-mel and
-    # MFCC input controls once per set): a rerun only computes new checkpoints or changed
-    # settings, then redraws the table and plots.
+    # Metrics already computed with the same settings are cached per checkpoint, and shared by
+    # checkpoints of identical weights (the input controls once per set): a rerun only computes
+    # new checkpoints or changed settings, then redraws the table and plots.
     log "  results, table and plots: ${analysis_dir}/ (log: ${analysis_dir}/analyse.log)"
     ${gpu_cmd} --gpu "$((ngpu > 0 ? 1 : 0))" --num_threads "${nj}" "${analysis_dir}/analyse.log" \
         python -m espnet_hubert_ae.bin.analyse --data "${analysis_data}" --outdir "${analysis_dir}" \
             --registry "${expdir}/upstreams.json" --checkpoints "${checkpoints[@]}" \
-            --reference_strategy "${reference_strategy}" --seed "${seed}" --seeds "${seeds}" --device "${device}" \
-            --metric_threads "${nj}" "${extra_args[@]}"
+            --between "${analysis_between}" --reference_strategy "${reference_strategy}" --seed "${seed}" \
+            --seeds "${seeds}" --device "${device}" --metric_threads "${nj}" "${extra_args[@]}"
 fi
 
 # Stages 8-9 share one character list: that of the largest fine-tuning set present and of the

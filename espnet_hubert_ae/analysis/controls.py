@@ -1,10 +1,15 @@
 """Input controls of the frame metrics: what the probe and the clusters find in the input itself.
 
-A layer has learnt something only where it beats its input. Two single-frame input
-representations at the model's 50 Hz frame rate are measured exactly as the checkpoints are
-(same frames, same speaker splits, same seeds):
+A layer has learnt something only where it beats its input, and a model that sees context
+(a transformer layer, or an untrained model's positional convolution) must beat its input's
+context too. Input representations at the model's 50 Hz frame rate are measured exactly as the
+checkpoints are (same frames, same speaker splits, same seeds):
 
-- ``logmel``: 80-d log-mel (25 ms / 10 ms Kaldi filterbank, every second frame; the mel view);
+- ``logmel``: one 80-d log-mel frame (25 ms / 10 ms Kaldi filterbank, every second frame; the
+  mel view);
+- ``logmel5``, ``logmel9``: those 50 Hz frames stacked with their neighbours, 5 frames (100 ms,
+  400-d) and 9 frames (180 ms, 720-d), centred on the frame, edges replicated; ``logmel9`` is
+  the widest input context (:data:`WIDEST_CONTEXT`), the control every layer is read against;
 - ``mfcc``: 39-d MFCC with deltas (the first pretraining iteration's features, every second frame).
 
 Each is a "model" with one layer, analysed once per data set and cached under
@@ -14,6 +19,7 @@ each run's untrained model as its step-0 checkpoint, analysed like any other.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Callable
@@ -29,6 +35,33 @@ from espnet_hubert_ae.utils.seeds import sample_std
 
 CONTROL_DIR = "controls"
 CONTROL_VERSION = 1  # raise when a control's features change
+# Input-context controls: name -> 50 Hz log-mel frames stacked (1: the frame alone).
+INPUT_CONTEXT = {"logmel": 1, "logmel5": 5, "logmel9": 9}
+WIDEST_CONTEXT = max(INPUT_CONTEXT, key=INPUT_CONTEXT.get)
+LABELS = {"logmel": "log-mel frame", "logmel5": "log-mel, 5 frames stacked (100 ms)",
+          "logmel9": "log-mel, 9 frames stacked (180 ms)", "mfcc": "MFCC frame"}  # in tables and plots
+
+
+def stack_frames(frames: np.ndarray, width: int) -> np.ndarray:
+    """Each frame with its ``width // 2`` neighbours on either side, concatenated in time order
+    (edges replicated): ``(T, D) -> (T, width * D)``; ``width`` is odd."""
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"a stack of frames is centred on its frame: width must be odd, not {width}")
+    frames = np.asarray(frames)
+    half, count = width // 2, len(frames)
+    if count == 0:
+        return np.zeros((0, width * frames.shape[1]), frames.dtype)
+    padded = np.concatenate([np.repeat(frames[:1], half, 0), frames, np.repeat(frames[-1:], half, 0)])
+    return np.concatenate([padded[i : i + count] for i in range(width)], axis=1)
+
+
+def stacked_log_mel(width: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The input-context control of ``width`` stacked 50 Hz log-mel frames."""
+    return functools.partial(_stacked_log_mel, width=width)
+
+
+def _stacked_log_mel(wav: np.ndarray, width: int) -> np.ndarray:
+    return stack_frames(log_mel_50hz(wav), width)
 
 
 def mfcc_50hz(wav: np.ndarray) -> np.ndarray:
@@ -38,7 +71,10 @@ def mfcc_50hz(wav: np.ndarray) -> np.ndarray:
     return mfcc_features(wav)[::2]
 
 
-CONTROLS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"logmel": log_mel_50hz, "mfcc": mfcc_50hz}
+CONTROLS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "logmel": log_mel_50hz, **{name: stacked_log_mel(width) for name, width in INPUT_CONTEXT.items() if width > 1},
+    "mfcc": mfcc_50hz,
+}
 
 
 class InputFeatures:

@@ -6,7 +6,9 @@ Written under the analysis directory of a data set:
     summary.json   per checkpoint: best layer (overall and among layers >= 1), top-layer drop, mel
                    input rebound; the input controls and the majority class; each run's untrained
                    (step-0) checkpoint as its floor; per measure: steps-to-target of each strategy
-                   against the reference strategy
+                   against the reference strategy; ``work``: how many checkpoints this run
+                   computed, took from identical weights or found cached, and the CPU seconds
+                   of what it computed, per part
     plots/<measure>_layers.png, plots/<measure>_heatmap_<run>.png (phases marked), plots/<measure>_strategies.png
 
 Cluster measures (PNMI and purities) are biased by K and the frame count, so they are compared
@@ -28,6 +30,7 @@ import numpy as np
 from espnet_hubert_ae.analysis import plots
 from espnet_hubert_ae.analysis import stats as summary
 from espnet_hubert_ae.analysis.config import MEASURES
+from espnet_hubert_ae.analysis.controls import LABELS
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text
 from espnet_hubert_ae.utils.naming import safe_tag
 
@@ -114,11 +117,34 @@ def floors(results: Sequence[dict]) -> dict[str, dict]:
 def reference_lines(measure: str, controls: dict) -> dict[str, float]:
     """The controls' values of ``measure`` (label -> value): the input representations, and the
     majority class for the probe."""
-    lines = {f"{name} input": values[measure]["mean"] for name, values in controls.items()
+    lines = {LABELS.get(name, f"{name} input"): values[measure]["mean"] for name, values in controls.items()
              if name != "majority" and measure in values}
     if measure == "phone_probe_acc" and "majority" in controls:
         lines["majority class"] = controls["majority"]["mean"]
     return lines
+
+
+def work_done(results: Sequence[dict]) -> dict:
+    """What an analysis run did: checkpoints whose metrics were (some of them) computed, all
+    shared with identical weights, or all cached; CPU seconds of the computed ones per part of
+    the pass and per metric (from each result's ``cost``)."""
+    counts = Counter()
+    seconds: dict[str, float] = defaultdict(float)
+    for result in results:
+        cost = result.get("cost") or {}
+        origins = set((cost.get("origin") or {}).values())
+        kind = "computed" if "computed" in origins else "shared" if origins == {"shared"} else "cached"
+        counts[kind] += 1
+        if kind != "computed":
+            continue
+        for part, value in (cost.get("pass") or {}).items():
+            seconds[f"pass {part}"] += value
+        for metric, origin in cost["origin"].items():
+            if origin == "computed":
+                seconds[metric] += cost["metrics"].get(metric) or 0.0
+    return {"checkpoints": len(results), **{k: counts[k] for k in ("computed", "shared", "cached")},
+            "cpu_seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "cpu_seconds_total": round(sum(seconds.values()), 1)}
 
 
 def summarise(
@@ -128,7 +154,7 @@ def summarise(
     """Per-checkpoint statistics, the controls and floors, and steps-to-target per measure when a
     reference strategy is analysed."""
     out: dict = {"checkpoints": {r["checkpoint"]["name"]: r["summary"] for r in results},
-                 "controls": controls or {}, "floors": floors(results)}
+                 "controls": controls or {}, "floors": floors(results), "work": work_done(results)}
     measures = sorted({m for r in results for m in r["measures"]})
     conditions = {cluster_condition(r) for r in results} - {None}
     if conditions:
@@ -189,5 +215,9 @@ def write_report(
     stats = summarise(results, reference_strategy, target_layer, controls)
     atomic_write_text(outdir / "summary.json", json.dumps(stats, indent=1) + "\n")
     written = write_plots(results, outdir / "plots", controls)
+    work = stats["work"]
+    logger.info("%d checkpoints: %d computed, %d shared with identical weights, %d cached; CPU seconds of the "
+                "computed: %.1f (%s)", work["checkpoints"], work["computed"], work["shared"], work["cached"],
+                work["cpu_seconds_total"], ", ".join(f"{k} {v:.1f}" for k, v in work["cpu_seconds"].items()))
     logger.info("wrote %s, %s and %d plots under %s", "table.tsv", "summary.json", len(written), outdir)
     return stats

@@ -5,8 +5,8 @@
 - strategies side by side: one panel per strategy, its checkpoints' curves coloured by step.
 
 The floors a measure must beat are drawn in the curve plots: each run's untrained (step-0)
-model as a dashed grey curve, and the input controls (log-mel, MFCC, majority class) as
-horizontal lines.
+model as a dashed grey curve, and the input controls (log-mel frames alone and stacked 5 and 9
+to a frame, MFCC, majority class) as horizontal lines.
 """
 
 from __future__ import annotations
@@ -33,13 +33,16 @@ def _save(fig, path: str | os.PathLike) -> None:
         f.write(buffer.getvalue())
 
 
-REFERENCE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2)))
+# (line style, colour) of the controls' horizontal lines, in the order they are given
+REFERENCE_STYLES = ((":", "dimgray"), ("--", "tab:purple"), ("-.", "tab:brown"), ((0, (5, 1)), "black"),
+                    ((0, (3, 1, 1, 1, 1, 1)), "tab:olive"), ((0, (1, 1)), "tab:cyan"))
 
 
-def _draw_references(ax, references: Mapping[str, float]) -> None:
-    """Horizontal lines at the controls' values, labelled."""
-    for (label, value), style in zip(references.items(), REFERENCE_STYLES * len(references)):
-        ax.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
+def draw_references(ax, references: Mapping[str, float], with_values: bool = False) -> None:
+    """Horizontal lines at the controls' values, labelled (with the value when asked)."""
+    for (label, value), (style, colour) in zip(references.items(), REFERENCE_STYLES * len(references)):
+        ax.axhline(value, color=colour, linestyle=style, linewidth=1.2,
+                   label=f"{label} ({value:.3f})" if with_values else label)
 
 
 def _draw_floor(ax, label: str, values: Sequence[float]) -> None:
@@ -58,7 +61,7 @@ def plot_layer_curves(
             _draw_floor(ax, f"{label} (untrained)", values)
         else:
             ax.plot(range(len(values)), values, marker="o", markersize=3, label=label)
-    _draw_references(ax, references or {})
+    draw_references(ax, references or {})
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = transformer input)")
     ax.set_ylabel(measure)
@@ -124,7 +127,7 @@ def plot_strategies(
                 continue
             colour = cmap(i / max(1, len(pairs) - 1))
             ax.plot(range(len(values)), values, color=colour, marker="o", markersize=2, label=f"step {step}")
-        _draw_references(ax, references or {})
+        draw_references(ax, references or {})
         ax.set_title(name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")

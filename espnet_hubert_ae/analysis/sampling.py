@@ -18,7 +18,7 @@ import numpy as np
 
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.config import FRAME_METRICS, PHONE_METRICS, WORD_METRICS, AnalysisConfig
-from espnet_hubert_ae.analysis.views import Instances, Sampling, read_word_embeddings, sample_instances
+from espnet_hubert_ae.analysis.views import Instances, Sampling, log_mel_50hz, read_word_embeddings, sample_instances
 from espnet_hubert_ae.data.alignments import SPOKEN_NOISE
 from espnet_hubert_ae.data.datadir import SILENCE, Segment, Utterance, read_ctm, read_datadir
 from espnet_hubert_ae.model.frames import conv_frame_count, frame_phones
@@ -44,6 +44,8 @@ class DataPlan:
         self.config = config
         self.metrics = config.metrics
         self._splits: dict[int, np.ndarray] = {}
+        self._mel: dict[int, np.ndarray] = {}  # utterance index -> its mel view
+        self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # utterance index -> its frame sample
 
     @functools.cached_property
     def utterances(self) -> list[Utterance]:
@@ -168,6 +170,15 @@ class DataPlan:
                            len(missing), len(words.label_set), ", ".join(missing[:5]))
         return rows, np.stack([vectors[words.labels[i]] for i in rows])
 
+    def mel_view(self, index: int, wav: np.ndarray) -> np.ndarray:
+        """The 50 Hz log-mel frames of utterance ``index`` (whose samples are ``wav``): the mel
+        view, computed once and kept for every checkpoint analysed with this plan."""
+        if index not in self._mel:
+            mel = log_mel_50hz(wav)
+            mel.flags.writeable = False  # shared by every checkpoint
+            self._mel[index] = mel
+        return self._mel[index]
+
     def frame_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frames of utterance ``index`` sampled for the probe / clusters, and their phone labels
         (silence included; frames outside every phone segment are never sampled).
@@ -175,8 +186,13 @@ class DataPlan:
         The sample depends on the utterance (its 50 Hz frame count from the conv arithmetic,
         its phones) and its place in the set, and on the rest of the set only through the share
         of frames sampled (``frame_rate``, from the set's total frame count): every checkpoint
-        and every input control is measured on the same frames.
+        and every input control is measured on the same frames; it is drawn once and kept.
         """
+        if index not in self._frames:
+            self._frames[index] = self._draw_frames(index)
+        return self._frames[index]
+
+    def _draw_frames(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         utt = self.utterances[index]
         num_frames = conv_frame_count(utt.num_samples)
         labels = np.array(frame_phones(self.phone_ctm.get(utt.utt_id, ()), num_frames), dtype=object)

@@ -5,17 +5,20 @@
     python -m espnet_hubert_ae.bin.analyse --data data/dev_clean --outdir /tmp/an \\
         --checkpoints progressive_tiny_120/p2/step60 exp/pretrain/x/model.pth --metrics mel_cca phone_probe
 
-Checkpoints are names registered by stage 6 (``all``: every registered one) or checkpoint
-files (``config.yaml`` beside them; a registered file goes by its name, another by its folder
-and stem). Per layer it computes PWCCA with the log-mel input, with
+Checkpoints are names registered by stage 6 (``spread``: per run, step 0, each phase's end and
+at most --between others spread evenly over its steps; ``all``: every registered one) or
+checkpoint files (``config.yaml`` beside them; a registered file goes by its name, another by
+its folder and stem). Checkpoints of byte-identical weights (and model options) are analysed
+once; each still gets its results under its own name. Per layer it computes PWCCA with the log-mel input, with
 phone and word identity and (given --word_embeddings) with word embeddings, a linear phone
 probe, and k-means cluster quality; writes one JSON per checkpoint and metric, a combined
 table, summary statistics and plots. Metrics already computed with the same settings are
 read from the output directory instead of being computed again.
 
 The probe and the clusters train on some speakers and are tested on the others (utt2spk),
-once per seed of --seeds, all on the same frame sample; the single-frame log-mel and MFCC
-inputs are measured the same way, once per data set (<outdir>/controls/).
+once per seed of --seeds, all on the same frame sample; the inputs -- log-mel frames alone and
+stacked 5 and 9 to a frame (input context), and MFCC frames -- are measured the same way, once
+per data set (<outdir>/controls/).
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ logger = logging.getLogger("analyse")
 
 def build_parser() -> argparse.ArgumentParser:
     from espnet_hubert_ae.analysis.config import DEFAULT_METRICS, METRICS, AnalysisConfig
+    from espnet_hubert_ae.analysis.selection import DEFAULT_BETWEEN
 
     config = AnalysisConfig()  # every default of the analysis is declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="data directory with phones.ctm / words.ctm")
     p.add_argument("--outdir", type=Path, required=True, help="analysis directory of this data set")
     p.add_argument("--checkpoints", nargs="+", required=True,
-                   help="registered names, checkpoint .pth files, or 'all' (every registered checkpoint)")
+                   help="registered names, checkpoint .pth files, 'spread' (per run: step 0, each phase's end and at "
+                        "most --between others, spread over its steps) or 'all' (every registered checkpoint)")
+    p.add_argument("--between", type=int, default=DEFAULT_BETWEEN,
+                   help="with --checkpoints spread: snapshots analysed per run besides step 0 and the phase ends")
     p.add_argument("--registry", type=Path, default=None, help="upstream registry (default: exp/upstreams.json upward)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
                    help=f"default: {' '.join(DEFAULT_METRICS)} (+ semantic_cca with --word_embeddings)")
@@ -97,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_hubert_ae.analysis.layerwise import MetricThreads, analyse_checkpoint
     from espnet_hubert_ae.analysis.overview import write_report
     from espnet_hubert_ae.analysis.sampling import DataPlan
+    from espnet_hubert_ae.analysis.selection import select_checkpoints
     from espnet_hubert_ae.upstream.registry import open_registry
 
     try:
@@ -125,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         layer_group=args.layer_group,
         seed=args.seed,
     )
-    refs = open_registry(args.registry).select(args.checkpoints)
+    if args.between < 0:
+        raise ValueError(f"--between must be 0 or more snapshots, not {args.between}")
+    refs = select_checkpoints(open_registry(args.registry), args.checkpoints, args.between)
+    logger.info("%d checkpoints to analyse: %s", len(refs), " ".join(ref.name for ref in refs))
     plan = DataPlan(args.data, config)
     plan.check()  # bad alignments / embeddings fail here, before any model runs
     controls = analyse_controls(plan, args.outdir, threads)

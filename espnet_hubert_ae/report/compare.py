@@ -6,7 +6,11 @@ seeds and their number (:class:`Score`). Two rules use the spread:
 - A difference between two scores is *significant* when it exceeds twice its standard error,
   ``|mean_a - mean_b| > 2 sqrt(std_a^2 / n_a + std_b^2 / n_b)``; with one seed each nothing is
   significant, since nothing is known of the spread.
-- Time-to-target: the target is the reference run's final score; its tolerance is twice the
+- A layer or run has *learnt* where it beats its own untrained state (step 0) beyond the
+  spread, and, for the probe, the widest input-context control too (:func:`beats`).
+- Time-to-target: the target is the reference run's final score, defined only where that
+  score beats the reference's untrained (step-0) score beyond the spread: a reference that did
+  not learn sets no target, and nothing is timed against it. Its tolerance is twice the
   standard error of that score, ``2 std / sqrt(n)``. A run reaches the target at the first point
   of its pretraining where its score comes within the tolerance (for an accuracy, at least
   ``target - tolerance``; for an error rate, at most ``target + tolerance``). Between two
@@ -45,6 +49,25 @@ def significant(a: Score, b: Score) -> bool:
     return abs(a.mean - b.mean) > 2.0 * math.sqrt(a.stderr**2 + b.stderr**2)
 
 
+def beats(a: Score, b: Score, higher_is_better: bool = True) -> bool | None:
+    """Whether ``a`` is better than ``b`` beyond the spread (:func:`significant`); None with one
+    seed on either side, where the spread is unknown and nothing is called."""
+    if a.n < 2 or b.n < 2:
+        return None
+    better = a.mean > b.mean if higher_is_better else a.mean < b.mean
+    return better and significant(a, b)
+
+
+def called(a: Score, b: Score, higher_is_better: bool = True) -> str:
+    """``a`` against ``b`` in words: ``better`` / ``worse`` beyond the spread, ``within spread``,
+    or ``n/a (1 seed)``."""
+    if a.n < 2 or b.n < 2:
+        return "n/a (1 seed)"
+    if not significant(a, b):
+        return "within spread"
+    return "better" if (a.mean > b.mean) == higher_is_better else "worse"
+
+
 @dataclasses.dataclass
 class Reached:
     step: float  # global step of the crossing (interpolated)
@@ -63,6 +86,24 @@ class TimeToTarget:
     higher_is_better: bool
     reached: dict[str, Reached | None]  # run -> where it first came within the tolerance (None: never)
     best: dict[str, "Best"] = dataclasses.field(default_factory=dict)  # run -> its best score and budget
+    final: Score | None = None  # the reference's final score
+    untrained: Score | None = None  # the reference's step-0 score (None: not measured)
+
+    @property
+    def defined(self) -> bool:
+        """Whether there is a target: the reference's final beats its untrained state beyond the spread."""
+        return bool(self.untrained is not None and beats(self.final, self.untrained, self.higher_is_better))
+
+    @property
+    def undefined_reason(self) -> str | None:
+        """Why there is no target, in words (None when there is one)."""
+        if self.defined:
+            return None
+        if self.untrained is None:
+            return "its untrained (step-0) state was not measured, so whether it learnt is unknown"
+        if self.final.n < 2 or self.untrained.n < 2:
+            return "with one seed the spread is unknown and no difference is called, so whether it learnt is unknown"
+        return "it did not learn: its final score is not better than its untrained (step-0) score beyond the spread"
 
 
 @dataclasses.dataclass
@@ -99,12 +140,19 @@ def _crossing(points: Sequence[tuple[int, Score]], distance) -> float | None:
 def time_to_target(results: Results, reference: PretrainRun, measure: str, where: str,
                    progress: Mapping[str, Sequence[tuple[int, Score]]],
                    higher_is_better: bool = True) -> TimeToTarget | None:
-    """``progress`` maps a run name to its (global step, score) points."""
+    """``progress`` maps a run name to its (global step, score) points. Without a target (the
+    reference did not learn, or its step 0 was not measured) nothing is timed: ``reached`` and
+    ``best`` stay empty, and :attr:`TimeToTarget.undefined_reason` says why."""
     ref_points = sorted(progress.get(reference.name, ()), key=lambda p: p[0])
     if not ref_points or ref_points[-1][0] != reference.steps:
         return None  # the reference's final checkpoint was not measured
     final = ref_points[-1][1]
+    untrained = ref_points[0][1] if ref_points[0][0] == 0 and len(ref_points) > 1 else None
     tolerance = 2.0 * final.stderr if final.n > 1 else 0.0
+    found = TimeToTarget(measure, where, reference.name, final.mean, tolerance, higher_is_better, {}, {}, final,
+                         untrained)
+    if not found.defined:
+        return found
     sign = 1.0 if higher_is_better else -1.0  # +1: an accuracy, -1: an error rate
     threshold = final.mean - sign * tolerance
     total = reference.cost().cpu_s or 1.0
@@ -122,4 +170,5 @@ def time_to_target(results: Results, reference: PretrainRun, measure: str, where
             continue
         cost = run.cost(step)
         reached[run_name] = Reached(step, cost.cpu_s, cost.wall_s, cost.cpu_s / total)
-    return TimeToTarget(measure, where, reference.name, final.mean, tolerance, higher_is_better, reached, best)
+    found.reached, found.best = reached, best
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import platform
 import subprocess
@@ -10,13 +11,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from espnet_hubert_ae.analysis.controls import LABELS as CONTROL_LABELS
 from espnet_hubert_ae.defaults import REFERENCE_STRATEGY
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, significant
-from espnet_hubert_ae.report.summary import (CER, PROBE, asr_time_to_target, probe_progress, probe_time_to_target,
-                                             reference_asr_progress, run_records)
+from espnet_hubert_ae.report.iterations import ANSWERS, iterations_json
+from espnet_hubert_ae.report.summary import (CER, INPUT_CONTROLS, LEARNT_RULE, PROBE, asr_time_to_target,
+                                             probe_progress, probe_time_to_target, reference_asr_progress, run_records)
 from espnet_hubert_ae.utils.cost import Cost
+from espnet_hubert_ae.utils.fileio import atomic_open
 
 STAGE_NAMES = {
     1: "data", 2: "format audio / filter", 3: "alignments", 4: "initial targets", 5: "pretraining",
@@ -218,10 +222,24 @@ def targets_section(runs: Sequence[PretrainRun]) -> list[str]:
                            "PNMI", "PNMI corrected", "phone purity", "cluster purity"], rows)
 
 
+def _signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign; one that rounds to zero is +0.000 (never -0.000)."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
+
+
+def _score(score: Score, form) -> str:
+    """A score as "mean ± std (n seeds)" in the measure's format."""
+    return f"{form(score.mean)} ± {form(score.std)} ({score.n} seed{'s' if score.n != 1 else ''})"
+
+
 def _mean_std(value: float | None, std: float | None = None, digits: int = 3) -> str:
     if value is None:
         return "-"
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std else "")
+
+
+CALLS = {"better": "above", "worse": "below", "within spread": "within spread", "n/a (1 seed)": "n/a (1 seed)",
+         None: "-"}
 
 
 def probe_section(results: Results, analysis) -> list[str]:
@@ -231,22 +249,141 @@ def probe_section(results: Results, analysis) -> list[str]:
     if not finals:
         return []
     seeds = next(iter(finals.values()))["probe"].get("seeds") or [None]
+    widest = controls.get("widest_context")
     lines = [f"### The learning: phone probe on {analysis.set_name}", "",
              f"Frame phone accuracy of a linear probe trained on some speakers of {analysis.set_name} and tested "
              f"on the others (mean ± standard deviation over {len(seeds)} speaker split(s), seeds "
              f"{', '.join(str(s) for s in seeds)}), per hidden state of each run's final checkpoint (0 = input "
              "of the first transformer layer). Floors on the same frames and splits: the majority class, the "
-             "untrained model (step 0) and single input frames (80-d log-mel, 39-d MFCC).", ""]
+             "untrained model (step 0) and the input itself: log-mel frames alone and stacked with their "
+             "neighbours (the input context a layer could merely copy), and an MFCC frame.", ""]
     rows = [("majority class", _mean_std(controls.get("majority")), "", ""),
-            ("untrained model (best layer)", _mean_std(controls.get("random_init_best")), "", ""),
-            ("log-mel frame", _mean_std(controls.get("logmel"), controls.get("logmel_std")), "", ""),
-            ("MFCC frame", _mean_std(controls.get("mfcc"), controls.get("mfcc_std")), "", "")]
+            ("untrained model (best layer)", _mean_std(controls.get("random_init_best")), "", "")]
+    rows += [(CONTROL_LABELS.get(name, name), _mean_std(controls.get(name), controls.get(f"{name}_std")), "", "")
+             for name in INPUT_CONTROLS if name in controls]
     for name, run in finals.items():
         probe = run["probe"]
         stds = probe.get("per_layer_std") or [None] * len(probe["per_layer"])
         per_layer = " / ".join(_mean_std(v, s) for v, s in zip(probe["per_layer"], stds))
         rows.append((f"**{name}**", _mean_std(probe["best"], probe.get("best_std")), probe["best_layer"], per_layer))
-    return lines + _table(["model or control", "best (layers >= 1)", "best layer", "per layer 0 / 1 / ..."], rows)
+    lines += _table(["model or control", "best (layers >= 1)", "best layer", "per layer 0 / 1 / ..."], rows)
+    if widest is None:
+        return lines
+    label = CONTROL_LABELS.get(widest, widest)
+    lines += [f"Every layer against its own untrained state and the widest input context ({label}): {LEARNT_RULE}. "
+              "`above` / `below`: beyond that spread.", ""]
+    for name, run in finals.items():
+        probe, learnt = run["probe"], run["probe"]["learning"]
+        stds = probe.get("per_layer_std") or [None] * len(probe["per_layer"])
+        floor = learnt.get("untrained_per_layer")
+        floor_std = learnt.get("untrained_per_layer_std") or [None] * len(probe["per_layer"])
+        rows = []
+        for layer, value in enumerate(probe["per_layer"]):
+            untrained = "-" if floor is None else _mean_std(floor[layer], floor_std[layer])
+            minus_floor = "-" if floor is None else \
+                f"{_signed(value - floor[layer])} ({CALLS[learnt['vs_untrained'][layer]]})"
+            minus_widest = "-" if learnt["widest"] is None else \
+                f"{_signed(value - learnt['widest']['mean'])} ({CALLS[learnt['vs_widest'][layer]]})"
+            verdict = {True: "**yes**", False: "no", None: "not called"}[learnt["learnt"][layer]]
+            rows.append((layer, _mean_std(value, stds[layer]), untrained, minus_floor, minus_widest, verdict))
+        lines += [f"**{name}** (final checkpoint {run['final_checkpoint']}; untrained: "
+                  f"{learnt['untrained_checkpoint'] or 'not analysed'})", ""]
+        lines += _table(["layer", "final", "untrained (step 0)", "final - untrained", f"final - {widest}", "learnt"],
+                        rows)
+        lines += [_learnt_sentence(name, learnt), ""]
+    return lines
+
+
+def _learnt_sentence(run: str, learnt: dict) -> str:
+    if None in learnt["learnt"] and not learnt["learnt_layers"]:
+        return (f"{run}: not called: with one seed (or without an analysed step 0) the spread is unknown; "
+                "`./run.sh --seeds \"1 2 3\"` gives it.")
+    transformer = [layer for layer in learnt["learnt_layers"] if layer >= 1]
+    if not transformer:
+        return (f"{run}: **no transformer layer has learnt** more than its untrained state and "
+                f"{learnt['widest_control']} show.")
+    return f"{run}: transformer layer(s) {', '.join(map(str, transformer))} have learnt."
+
+
+MEASURE_LABELS = {PROBE: "probe", "phone_cca": "phone CCA", "mel_cca": "mel CCA"}
+
+
+def _pnmi_cell(targets: dict | None) -> str:
+    if not targets or targets.get("pnmi_corrected") is None:
+        return "-"
+    cell = f"{targets['pnmi_corrected']:.3f} (K={targets['k']}, {targets['source']})"
+    if targets.get("minus_mfcc") is not None and targets["source"] != "mfcc":
+        cell += f", {_signed(targets['minus_mfcc'])} vs MFCC"
+    return cell
+
+
+def iterations_section(results: Results, analysis) -> list[str]:
+    """The paper's question: a later iteration against the first, per run and layer."""
+    found = iterations_json(results, analysis)
+    if not found:
+        return []
+    lines = [f"### Does a later iteration make the upper layers more phonetic and less input-like? ({analysis.set_name})",
+             "",
+             "Per run, the checkpoint that ends each phase, per layer: the phone probe (mean ± std over the speaker "
+             "splits), phone CCA and mel CCA (mean ± std over the CCA protocol's trials, each on its own held-out "
+             "fold). The end of phase 1 (the first iteration) against the end of each later phase: a difference "
+             "is `up` / `down` only beyond twice its standard error. Upper layers: the top half of the transformer "
+             "layers. The answer is yes only where at every upper layer the probe rose and the mel CCA fell beyond "
+             "the spread. Targets: the held-out, bias-corrected PNMI of the labels each phase trained on "
+             f"({analysis.set_name}), against the MFCC targets' (compare values only at equal K).", ""]
+    for run, record in found.items():
+        upper = record["upper_layers"]
+        phases = {p["phase"]: p for p in record["phases"]}
+        lines += [f"**{run}** ({record['strategy']}; upper layers {', '.join(map(str, upper))})", ""]
+        rows = [(p["phase"], p["step"], p["checkpoint"], (p["targets"] or {}).get("init", "-"),
+                 _pnmi_cell(p["targets"])) for p in record["phases"]]
+        lines += _table(["phase", "ends at step", "checkpoint", "init", "its targets: PNMI corrected"], rows)
+        for comparison in record["comparisons"]:
+            first, later = phases[comparison["from_phase"]], phases[comparison["to_phase"]]
+            rows = []
+            for layer in range(len(first[PROBE]["mean"]) if first.get(PROBE) else 0):
+                row = [layer if layer not in upper else f"**{layer}**"]
+                for measure in MEASURE_LABELS:
+                    if measure not in comparison:
+                        row.append("-")
+                        continue
+                    a, b = first[measure], later[measure]
+                    word = _moved(measure, comparison[measure]["call"][layer])
+                    row.append(f"{_mean_std(a['mean'][layer], a['std'][layer])} → "
+                               f"{_mean_std(b['mean'][layer], b['std'][layer])} "
+                               f"({_signed(comparison[measure]['diff'][layer])}, {word})")
+                rows.append(row)
+            lines += [f"End of phase {first['phase']} (step {first['step']}) → end of phase {later['phase']} "
+                      f"(step {later['step']}):", ""]
+            lines += _table(["layer"] + [MEASURE_LABELS[m] for m in MEASURE_LABELS], rows)
+            lines += [_iteration_answer(run, first, later, comparison, upper), ""]
+    return lines
+
+
+def _moved(measure: str, call: str) -> str:
+    """A call of a later phase against the first in words of its direction: ``up`` / ``down``
+    (the asked direction of mel CCA is down), else the call itself."""
+    asked, other = ("down", "up") if measure == "mel_cca" else ("up", "down")
+    return {"better": asked, "worse": other, "n/a (1 seed)": "not called"}.get(call, call)
+
+
+def _iteration_answer(run: str, first: dict, later: dict, comparison: dict, upper: Sequence[int]) -> str:
+    parts = []
+    for key, measure, want in (("more_phonetic", PROBE, "more phonetic (probe)"),
+                               ("less_input_like", "mel_cca", "less input-like (mel CCA)")):
+        value = comparison.get(key)
+        if measure not in comparison:
+            parts.append(f"{want}: not measured")
+            continue
+        calls = ", ".join(f"L{layer} {_signed(comparison[measure]['diff'][layer])} "
+                          f"({_moved(measure, comparison[measure]['call'][layer])})" for layer in upper)
+        parts.append(f"{want}: {ANSWERS[value]} ({calls})")
+    answer = comparison["answer"]
+    claim = (f"after phase {later['phase']}, {run}'s upper layers are {'not both ' if answer == 'no' else ''}"
+             f"more phonetic and less input-like than phase {first['phase']} left them")
+    lead = {"yes": f"Yes: {claim}", "no": f"**No**: {claim}",
+            "not called": f"Not called (the spread is unknown): whether {claim}"}[answer]
+    return f"{lead}. " + "; ".join(parts) + "."
 
 
 def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
@@ -256,6 +393,7 @@ def analysis_section(results: Results, recipe_dir: Path) -> list[str]:
     finals = {run: ref.name for run, ref in results.registry.last_per_run().items()}
     for analysis in results.analyses:
         lines += probe_section(results, analysis)
+        lines += iterations_section(results, analysis)
         rows = []
         for run, checkpoint in sorted(finals.items()):
             result = analysis.results.get(checkpoint)
@@ -361,11 +499,19 @@ def time_to_target_section(results: Results, reference_strategy: str) -> list[st
               "score (probe: best transformer layer, mean over seeds; frozen-ASR CER of the checkpoints stage 8 "
               "evaluated, `--asr_checkpoints_per_run`, mean over seeds, lower is better); between two evaluated "
               "checkpoints the crossing is interpolated. Tolerance = twice the standard error over seeds of the "
-              "reference's final score. Wall minutes beside.", ""]
+              "reference's final score. Wall minutes beside. A target exists only where the reference learnt: "
+              "its final score beats its untrained (step-0) score beyond the spread.", ""]
     for tt in found:
         form = TARGET_FORMAT.get(tt.measure, "{:.3f}").format
+        if not tt.defined:
+            untrained = "not measured" if tt.untrained is None else _score(tt.untrained, form)
+            lines += [f"**{tt.measure} on {tt.where}**: no target. {tt.reference_run}'s final "
+                      f"{_score(tt.final, form)} against its untrained (step 0) {untrained}: "
+                      f"{tt.undefined_reason}. No run is timed against it.", ""]
+            continue
         lines += [f"**{tt.measure} on {tt.where}**: target {form(tt.target)} ± {form(tt.tolerance)} "
-                  f"({tt.reference_run}'s final)", ""]
+                  f"({tt.reference_run}'s final), {_score(tt.final, form)} against "
+                  f"{_score(tt.untrained, form)} untrained", ""]
         rows = []
         for run, reached in tt.reached.items():
             if reached is None:
@@ -382,17 +528,17 @@ def time_to_target_section(results: Results, reference_strategy: str) -> list[st
 
 
 def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[int, Score]]]], ylabel: str,
-                     path: Path) -> Path | None:
+                     path: Path, references: dict[str, dict[str, float]] | None = None) -> Path | None:
     """A measure against pretraining CPU time, one line per run, one panel per set: ``progress``
     maps a set to each run's (global step, score) points; error bars are twice the standard
-    error over seeds."""
+    error over seeds. ``references`` (set -> label -> value: the controls) are drawn as
+    horizontal lines; each run's untrained model is its point at cost 0."""
     progress = {name: runs for name, runs in progress.items() if runs}
     if not progress:
         return None
-    import matplotlib
+    from espnet_hubert_ae.analysis.plots import draw_references  # chooses the Agg backend first
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: I001
 
     sets = sorted(progress)
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
@@ -406,15 +552,17 @@ def plot_cost_curves(results: Results, progress: dict[str, dict[str, list[tuple[
             y = [score.mean for _, score in points]
             err = [2 * score.stderr if score.n > 1 else 0.0 for _, score in points]
             ax.errorbar(x, y, yerr=err, marker="o", ms=3, capsize=2, label=run_name)
+        draw_references(ax, (references or {}).get(set_name) or {}, with_values=True)
         ax.set_xlabel("pretraining cost (CPU minutes)")
         ax.set_ylabel(ylabel)
         ax.set_title(set_name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+        ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    buffer = io.BytesIO()  # the canvas grows to hold the legends beside the panels
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue())
     return path
 
 
@@ -422,10 +570,16 @@ def cost_plots(results: Results, reference_strategy: str, report_dir: Path) -> l
     """The probe's and the frozen-ASR CER's progress against pretraining CPU time (the plots of
     time-to-target), where they were measured."""
     probe = {a.set_name: probe_progress(results, a) for a in results.analyses}
+    floors = {}
+    for analysis in results.analyses:
+        controls = run_records(results, analysis)[1]
+        lines = {"majority class": controls.get("majority")}
+        lines.update({CONTROL_LABELS.get(name, name): controls.get(name) for name in INPUT_CONTROLS})
+        floors[analysis.set_name] = {label: value for label, value in lines.items() if value is not None}
     cer = {name: found[1] for name in _superb_sets(results)
            if (found := reference_asr_progress(results, name, reference_strategy)) is not None}
     plots = [plot_cost_curves(results, probe, "phone probe accuracy (best layer >= 1)",
-                              report_dir / "phone_probe_vs_cpu.png"),
+                              report_dir / "phone_probe_vs_cpu.png", floors),
              plot_cost_curves(results, cer, "frozen-ASR CER % (lower is better)", report_dir / "asr_cer_vs_cpu.png")]
     return [p for p in plots if p is not None]
 

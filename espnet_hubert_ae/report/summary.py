@@ -3,16 +3,27 @@
     {"runs": {"<run>": {"strategy", "steps", "final_checkpoint", "budget",
                         "cost": {"wall_s", "cpu_s", "gpu_s", "audio_s"},
                         "probe": {"set", "per_layer", "per_layer_std", "seeds", "best_layer", "best",
-                                  "best_std"},
+                                  "best_std",
+                                  "learning": {"rule", "widest_control", "widest", "untrained_checkpoint",
+                                               "untrained_per_layer", "untrained_per_layer_std",
+                                               "vs_untrained", "vs_widest" (per layer: better, worse,
+                                               within spread, n/a (1 seed)), "learnt" (per layer:
+                                               true, false, null where not called), "learnt_layers"}},
                         "health": {"min_ln_gain", "dead_layers", "collapsing_layers"}}},
-     "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "mfcc", "mfcc_std"},
+     "controls": {"set", "majority", "random_init_best", "logmel", "logmel_std", "logmel5", "logmel5_std",
+                  "logmel9", "logmel9_std", "mfcc", "mfcc_std", "input_context" (control -> frames stacked),
+                  "widest_context"},
      "time_to_target": {"<run>": {"reference", "measure", "set", "cost_ratio", "tolerance",
                                   "target", "step", "cpu_s", "wall_s" (null when never reached),
                                   "best", "best_step", "budget_ratio" (its best score, and its whole
-                                  pretraining's CPU seconds against the reference's)}},
+                                  pretraining's CPU seconds against the reference's),
+                                  "reference_learnt", "reference_untrained"; where the reference did
+                                  not learn: "target" and "cost_ratio" null, "reason",
+                                  "reference_final"}},
      "time_to_target_asr": {"<run>": the same, for the frozen-ASR CER ("measure": "cer", lower
                                      is better) of the checkpoints stage 8 evaluated},
      "pnmi": {"<target set>": {"set", "k", "frames", "plugin", "corrected", "held_out"}},
+     "second_iteration": {"<run>": see espnet_hubert_ae.report.iterations},
      "asr": {"<run>" or "fbank" or "random_init": {"set", "cer": {"mean", "std"}, "wer": {...}, "empty_hyps",
                                                    "seeds", ...}},
      "pr": {"<run>" or a control: {"set", "per": {"mean", "std"}, "empty_hyps", "seeds", ...}}}
@@ -23,7 +34,8 @@
 The probe's best layer is chosen among the transformer layers (1 and above): layer 0 is the
 input of the first transformer layer, so a best layer 0 means the transformer added nothing. A
 measure that was not run is absent, never made up; a ``time_to_target`` entry whose run never
-reached the target has ``cost_ratio`` null.
+reached the target has ``cost_ratio`` null, and so has every entry when the reference did not
+learn (its final score does not beat its untrained one beyond the spread: no target).
 """
 
 from __future__ import annotations
@@ -37,12 +49,66 @@ from espnet_hubert_ae.asr.results import downstream_json
 from espnet_hubert_ae.asr.seeds import SUMMARY
 from espnet_hubert_ae.defaults import ANALYSIS_SET
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
-from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
+from espnet_hubert_ae.analysis.controls import INPUT_CONTEXT, WIDEST_CONTEXT
+from espnet_hubert_ae.report.compare import Score, TimeToTarget, beats, called, reference_run, time_to_target
+from espnet_hubert_ae.report.iterations import iterations_json
 from espnet_hubert_ae.utils.fileio import file_digest, file_identity
 
 PROBE = "phone_probe_acc"
 CER = "cer"  # frozen-ASR character error rate (stage 8), in %
-INPUT_CONTROLS = ("logmel", "mfcc")  # the analysis' input controls, under the same names in results.json
+# The analysis' input controls, under the same names in results.json: stacked log-mel of 1, 5
+# and 9 frames (the input-context controls, :data:`INPUT_CONTEXT`) and an MFCC frame.
+INPUT_CONTROLS = (*INPUT_CONTEXT, "mfcc")
+LEARNT_RULE = (f"a layer has learnt where it beats both its own untrained state (the same layer of its run's step-0 "
+               f"snapshot) and the widest input-context control ({WIDEST_CONTEXT}: {INPUT_CONTEXT[WIDEST_CONTEXT]} "
+               "stacked log-mel frames) by more than twice the standard error of the difference")
+
+
+def layer_scores(result: dict, measure: str = PROBE) -> list[Score]:
+    """Per layer of one analysed checkpoint: the probe's mean, std and number of seeds."""
+    curve = result["measures"][measure]
+    spread = (result.get("std") or {}).get(measure) or [0.0] * len(curve)
+    n = len((result.get("probe") or {}).get("seeds") or [None])
+    return [Score(mean, std, n) for mean, std in zip(curve, spread)]
+
+
+def control_score(result: dict, name: str) -> Score | None:
+    """An input control's probe score on the frames and splits of ``result``'s checkpoint."""
+    found = ((result.get("probe") or {}).get("controls") or {}).get(name)
+    if found is None:
+        return None
+    return Score(found["mean"], found.get("std", 0.0), len(found.get("per_seed") or {}) or 1)
+
+
+def untrained_result(results: Results, analysis: Analysis, run: str) -> dict | None:
+    """The analysed step-0 snapshot of ``run``: its untrained model."""
+    return next((analysis.results[ref.name] for ref in results.registry.values()
+                 if ref.run == run and ref.step == 0 and ref.name in analysis.results), None)
+
+
+def learning(result: dict, untrained: dict | None) -> dict:
+    """Per layer of ``result``, whether it has learnt (:data:`LEARNT_RULE`): its calls against
+    its untrained state and against the widest input-context control (``better``, ``worse``,
+    ``within spread``, ``n/a (1 seed)``), and ``learnt`` (None where the spread is unknown)."""
+    layers = layer_scores(result)
+    widest = control_score(result, WIDEST_CONTEXT)
+    floor = layer_scores(untrained) if untrained is not None and PROBE in untrained["measures"] else None
+    out: dict = {"rule": LEARNT_RULE, "widest_control": WIDEST_CONTEXT,
+                 "widest": None if widest is None else {"mean": widest.mean, "std": widest.std, "n": widest.n},
+                 "untrained_checkpoint": None if untrained is None else untrained["checkpoint"]["name"]}
+    if floor is not None:
+        out["untrained_per_layer"] = [s.mean for s in floor]
+        out["untrained_per_layer_std"] = [s.std for s in floor]
+    out["vs_untrained"] = [None if floor is None else called(s, f) for s, f in zip(layers, floor or layers)]
+    out["vs_widest"] = [None if widest is None else called(s, widest) for s in layers]
+    learnt = []
+    for i, score in enumerate(layers):
+        calls = [beats(score, floor[i]) if floor is not None else None,
+                 beats(score, widest) if widest is not None else None]
+        learnt.append(False if False in calls else None if None in calls else True)
+    out["learnt"] = learnt
+    out["learnt_layers"] = [i for i, value in enumerate(learnt) if value]
+    return out
 
 
 def probe_score(result: dict) -> Score | None:
@@ -155,6 +221,7 @@ def _run_record(results: Results, run: PretrainRun, analysis: Analysis | None) -
                 "best_layer": stats.get("best_layer_from_1"),
                 "best": stats.get("best_from_1"),
                 "best_std": stats.get("best_from_1_std"),
+                "learning": learning(result, untrained_result(results, analysis, run.name)),
             }
     if run.phases and run.phases[-1].health:
         health = run.phases[-1].health
@@ -175,6 +242,9 @@ def _controls(results: Results, analysis: Analysis | None) -> dict:
         for name in INPUT_CONTROLS:
             if name in controls:  # mean and std over the same splits as the checkpoints
                 out[name], out[f"{name}_std"] = controls[name]["mean"], controls[name]["std"]
+        out["input_context"] = {name: frames for name, frames in INPUT_CONTEXT.items() if name in controls}
+        if WIDEST_CONTEXT in controls:
+            out["widest_context"] = WIDEST_CONTEXT
     untrained = [probe_score(r) for name, r in analysis.results.items()
                  if (ref := results.registry.get(name)) is not None and ref.step == 0]
     untrained = [s for s in untrained if s is not None]
@@ -190,10 +260,25 @@ def run_records(results: Results, analysis: Analysis | None) -> tuple[dict, dict
             _controls(results, analysis))
 
 
-def time_to_target_json(found: TimeToTarget | None) -> dict:
+def _score_json(score: Score | None) -> dict | None:
+    return None if score is None else {"mean": round(score.mean, 4), "std": round(score.std, 4), "n": score.n}
+
+
+def time_to_target_json(found: TimeToTarget | None, runs: Sequence[str] = ()) -> dict:
+    """Per run (``runs`` besides those measured, e.g. every run of the report): where it reached
+    the reference's final score. Without a target (the reference did not learn) every run's
+    entry says why, with ``target`` and ``cost_ratio`` null."""
     if found is None:
         return {}
     out = {}
+    if not found.defined:
+        for run in sorted(set(runs) - {found.reference_run}):
+            out[run] = {"reference": found.reference_run, "measure": found.measure, "set": found.where,
+                        "target": None, "cost_ratio": None, "reference_learnt": False,
+                        "reason": f"{found.reference_run}: {found.undefined_reason}",
+                        "reference_final": _score_json(found.final),
+                        "reference_untrained": _score_json(found.untrained)}
+        return out
     for run, reached in found.reached.items():
         if run == found.reference_run:
             continue
@@ -202,7 +287,8 @@ def time_to_target_json(found: TimeToTarget | None) -> dict:
                     "cost_ratio": None if reached is None else round(reached.cost_ratio, 4),
                     "step": None if reached is None else round(reached.step, 1),
                     "cpu_s": None if reached is None else round(reached.cpu_s, 1),
-                    "wall_s": None if reached is None else round(reached.wall_s, 1)}
+                    "wall_s": None if reached is None else round(reached.wall_s, 1),
+                    "reference_learnt": True, "reference_untrained": _score_json(found.untrained)}
         if run in found.best:
             best = found.best[run]
             out[run].update(best=round(best.score, 4), best_step=best.step, budget_ratio=round(best.budget_ratio, 4))
@@ -233,8 +319,10 @@ def results_json(results: Results, reference_strategy: str, analysis_set: str = 
         "runs": runs,
         "controls": controls,
         "time_to_target": time_to_target_json(
-            probe_time_to_target(results, analysis, reference_strategy) if analysis else None),
-        "time_to_target_asr": time_to_target_json(asr_time_to_target(results, analysis_set, reference_strategy)),
+            probe_time_to_target(results, analysis, reference_strategy) if analysis else None, list(runs)),
+        "time_to_target_asr": time_to_target_json(asr_time_to_target(results, analysis_set, reference_strategy),
+                                                  list(runs)),
         "pnmi": _pnmi(list(results.runs.values()), analysis_set),
+        "second_iteration": iterations_json(results, analysis),
         **downstream_json(results.asr, results.registry, analysis_set),
     }

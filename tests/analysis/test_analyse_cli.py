@@ -42,7 +42,7 @@ def test_tiny_checkpoint_end_to_end(synthetic_corpus, tmp_path, registry, capsys
     _expect_outputs(outdir, ["baseline_tiny_p1_step100", "progressive_tiny_p1_step100"], measures)
     summary = json.loads((outdir / "summary.json").read_text())
     assert summary["steps_to_target"]["measures"]["word_cca"]["baseline"] == 100
-    assert set(summary["controls"]) == {"logmel", "mfcc", "majority"}
+    assert set(summary["controls"]) == {"logmel", "logmel5", "logmel9", "mfcc", "majority"}
     assert summary["controls"]["logmel"]["phone_probe_acc"]["per_seed"].keys() == {"1", "2"}
     result = json.loads((outdir / "baseline_tiny_p1_step100" / "results.json").read_text())
     assert result["probe"]["seeds"] == [1, 2] and len(result["probe"]["per_seed"]["2"]) == 3

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from espnet_hubert_ae.analysis.config import AnalysisConfig
 from espnet_hubert_ae.analysis.controls import analyse_controls, mfcc_50hz
@@ -23,7 +24,7 @@ def test_controls_share_the_checkpoints_frames_and_splits(synthetic_corpus, tmp_
                                                      seeds=(1, 2), min_labels=5))
     outdir = tmp_path / "out"
     controls = analyse_controls(plan, outdir)
-    assert set(controls) == {"logmel", "mfcc", "majority"}
+    assert set(controls) == {"logmel", "logmel5", "logmel9", "mfcc", "majority"}
     logmel = controls["logmel"]
     assert logmel["phone_probe_acc"]["mean"] > 0.9  # the phones are tones: one log-mel frame tells them
     assert set(logmel["phone_probe_acc"]["per_seed"]) == {"1", "2"}
@@ -55,3 +56,31 @@ def test_no_frame_metric_no_controls(synthetic_corpus, tmp_path):
     assert analyse_controls(plan, tmp_path / "out") == {}
     assert not (tmp_path / "out").exists()
 
+
+
+def test_stacked_frames_hold_each_frame_with_its_neighbours_edges_replicated():
+    from espnet_hubert_ae.analysis.controls import stack_frames
+
+    frames = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0]])
+    # width 3: frames t-1, t, t+1 side by side; the first and last frames repeat beyond the edges
+    expected = np.array([[0, 10, 0, 10, 1, 11], [0, 10, 1, 11, 2, 12], [1, 11, 2, 12, 3, 13],
+                         [2, 12, 3, 13, 3, 13]], dtype=float)
+    np.testing.assert_array_equal(stack_frames(frames, 3), expected)
+    np.testing.assert_array_equal(stack_frames(frames, 1), frames)
+    assert stack_frames(frames, 9).shape == (4, 18)
+    np.testing.assert_array_equal(stack_frames(frames, 9)[0, :8], [0, 10] * 4)  # 4 copies of frame 0 before it
+    assert stack_frames(np.zeros((0, 80), np.float32), 5).shape == (0, 400)
+    with pytest.raises(ValueError, match="width must be odd"):
+        stack_frames(frames, 4)
+
+
+def test_input_context_controls_stack_the_mel_views_frames(synthetic_corpus):
+    from espnet_hubert_ae.analysis.controls import CONTROLS, INPUT_CONTEXT, WIDEST_CONTEXT
+
+    assert INPUT_CONTEXT == {"logmel": 1, "logmel5": 5, "logmel9": 9} and WIDEST_CONTEXT == "logmel9"
+    wav = np.random.default_rng(1).normal(size=8000).astype(np.float32) * 0.1
+    mel = log_mel_50hz(wav)
+    nine = CONTROLS["logmel9"](wav)
+    assert nine.shape == (len(mel), 9 * 80)
+    np.testing.assert_array_equal(nine[10].reshape(9, 80), mel[6:15])  # frame 10 and four on either side
+    np.testing.assert_array_equal(CONTROLS["logmel5"](wav)[0].reshape(5, 80), mel[[0, 0, 0, 1, 2]])

@@ -83,3 +83,12 @@ def test_run_sh_help_and_bad_values(recipe_dir):
     assert bad.returncode == 2 and "unknown strategy 'nope'" in bad.stderr and "progressive" in bad.stderr
     bad = subprocess.run(["./run.sh", "--model", "huge"], cwd=recipe_dir, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'huge'" in bad.stderr and "tiny" in bad.stderr
+
+
+def test_run_sh_bounds_the_analysed_snapshots_and_says_how_to_ask_for_more(recipe_dir):
+    help_text = subprocess.run(["./run.sh", "--help"], cwd=recipe_dir, capture_output=True, text=True).stdout
+    line = next(line for line in help_text.splitlines() if "--analysis_checkpoints" in line)
+    assert "[spread]" in line and "all" in line
+    assert any("--analysis_between" in line and "[4]" in line for line in help_text.splitlines())
+    bad = subprocess.run(["./run.sh", "--analysis_between", "a few"], cwd=recipe_dir, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--analysis_between must be a non-negative integer, not 'a few'" in bad.stderr

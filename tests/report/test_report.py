@@ -70,7 +70,9 @@ def _checkpoint_result(entry: dict, best: float) -> dict:
                                         "best_layer_from_1": 1, "best_from_1": best, "best_from_1_std": 0.01},
                     "mel_cca": {"best_layer": 0, "best": 0.9, "top_layer_drop": 0.2, "input_rebound": 0.0}},
         "probe": {"seeds": [1, 2], "majority": {"1": 0.1, "2": 0.12},
-                  "controls": {"logmel": {"mean": 0.44, "std": 0.005}, "mfcc": {"mean": 0.48, "std": 0.004}}},
+                  "controls": {"logmel": {"mean": 0.44, "std": 0.005}, "mfcc": {"mean": 0.48, "std": 0.004},
+                               "logmel5": {"mean": 0.5, "std": 0.005, "per_seed": {"1": 0.4965, "2": 0.5035}},
+                               "logmel9": {"mean": 0.55, "std": 0.005, "per_seed": {"1": 0.5465, "2": 0.5535}}}},
     }
 
 
@@ -308,3 +310,111 @@ def test_stage_times_give_wall_and_cpu_minutes_per_stage(tmp_path):
     times = collect_stage_times(path)
     assert [(t.stage, t.seconds, t.cpu_seconds, t.command) for t in times] == [
         (4, 60.0, None, "./run.sh"), (5, 1200.0, 2100.0, "./run.sh --stage 5")]
+
+
+# --- learning against the floors, time-to-target only where the reference learnt ---------------
+
+
+def test_every_layer_is_read_against_its_untrained_state_and_the_widest_input_context(recipe, repo_root):
+    """Fixture: layers 0 / 1 / 2 of a final checkpoint are 0.44 / best / best - 0.05 (std 0.01, 2 seeds);
+    step 0 is 0.44 / 0.25 / 0.20; 9 stacked log-mel frames 0.55 +- 0.005. A difference counts beyond
+    2 sqrt(0.01^2 / 2 + 0.005^2 / 2) = 0.0158 against the control, 2 x 0.01 against step 0."""
+    results = collect(recipe)
+    summary = results_json(results, "baseline")
+    assert summary["controls"]["logmel9"] == 0.55 and summary["controls"]["widest_context"] == "logmel9"
+    assert summary["controls"]["input_context"] == {"logmel": 1, "logmel5": 5, "logmel9": 9}
+    progressive = summary["runs"]["progressive_tiny_40"]["probe"]["learning"]  # 0.44 / 0.65 / 0.60
+    assert progressive["untrained_checkpoint"] == "progressive_tiny_40/p1/step0"
+    assert progressive["untrained_per_layer"] == [0.44, 0.25, 0.2]
+    assert progressive["vs_untrained"] == ["within spread", "better", "better"]
+    assert progressive["vs_widest"] == ["worse", "better", "better"]
+    assert progressive["learnt"] == [False, True, True] and progressive["learnt_layers"] == [1, 2]
+    baseline = summary["runs"]["baseline_tiny_40"]["probe"]["learning"]  # 0.44 / 0.60 / 0.55
+    assert baseline["vs_widest"] == ["worse", "better", "within spread"]
+    assert baseline["learnt_layers"] == [1]
+
+    text = render(results, repo_root)
+    assert "| log-mel, 9 frames stacked (180 ms) | 0.550 ± 0.005 |" in text
+    assert "| log-mel, 5 frames stacked (100 ms) | 0.500 ± 0.005 |" in text
+    assert "| 2 | 0.550 ± 0.010 | 0.200 ± 0.010 | +0.350 (above) | +0.000 (within spread) | no |" in text
+    assert "| 1 | 0.650 ± 0.010 | 0.250 ± 0.010 | +0.400 (above) | +0.100 (above) | **yes** |" in text
+    assert "progressive_tiny_40: transformer layer(s) 1, 2 have learnt." in text
+
+
+def test_with_one_seed_no_layer_is_called_learnt(recipe):
+    for path in (recipe / "exp" / "analysis").glob("**/results.json"):
+        result = json.loads(path.read_text())
+        result["probe"]["seeds"] = [1]
+        path.write_text(json.dumps(result))
+    learning = results_json(collect(recipe), "baseline")["runs"]["progressive_tiny_40"]["probe"]["learning"]
+    assert learning["learnt"] == [None, None, None] and learning["learnt_layers"] == []
+    assert learning["vs_untrained"] == ["n/a (1 seed)"] * 3
+
+
+def test_the_probe_against_cpu_plot_draws_every_control_as_a_line(recipe, repo_root, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = {}
+    axhline = Axes.axhline
+
+    def recording(self, y=0, *args, **kwargs):
+        label, value = kwargs.get("label").rsplit(" (", 1)  # "log-mel frame (0.440)"
+        assert value == f"{y:.3f})"
+        drawn[label] = y
+        return axhline(self, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "axhline", recording)
+    render(collect(recipe), repo_root, report_dir=recipe / "exp" / "report")
+    assert drawn == {"majority class": pytest.approx(0.11), "log-mel frame": 0.44,
+                     "log-mel, 5 frames stacked (100 ms)": 0.5, "log-mel, 9 frames stacked (180 ms)": 0.55,
+                     "MFCC frame": 0.48}
+
+
+def _points(final: Score, untrained: Score | None) -> list[tuple[int, Score]]:
+    return ([] if untrained is None else [(0, untrained)]) + [(20, Score(0.26, 0.002, 2)), (40, final)]
+
+
+@pytest.mark.parametrize("final, untrained, reason", [
+    (Score(0.247, 0.002, 2), Score(0.273, 0.002, 2), "did not learn"),  # below its untrained model
+    (Score(0.275, 0.01, 2), Score(0.273, 0.01, 2), "did not learn"),  # above, within the spread
+    (Score(0.30, 0.0, 1), Score(0.273, 0.0, 1), "one seed"),
+    (Score(0.30, 0.002, 2), None, "not measured"),
+])
+def test_no_target_where_the_reference_did_not_learn(recipe, final, untrained, reason):
+    results = collect(recipe)
+    progressive = [(0, Score(0.273, 0.002, 2)), (20, Score(0.30, 0.002, 2)), (40, Score(0.31, 0.002, 2))]
+    found = time_to_target(results, results.runs["baseline_tiny_40"], "phone_probe_acc", "dev_clean",
+                           {"baseline_tiny_40": _points(final, untrained), "progressive_tiny_40": progressive})
+    assert not found.defined and reason in found.undefined_reason
+    assert found.reached == {} and found.best == {}
+    row = time_to_target_json(found, ["baseline_tiny_40", "progressive_tiny_40"])["progressive_tiny_40"]
+    assert row["cost_ratio"] is None and row["target"] is None and row["reference_learnt"] is False
+    assert reason in row["reason"]
+
+
+def test_a_target_where_the_reference_learnt(recipe):
+    results = collect(recipe)
+    final, untrained = Score(0.30, 0.002, 2), Score(0.273, 0.002, 2)  # +0.027 > 2 x 0.002
+    progressive = [(0, untrained), (20, Score(0.29, 0.002, 2)), (40, Score(0.31, 0.002, 2))]
+    found = time_to_target(results, results.runs["baseline_tiny_40"], "phone_probe_acc", "dev_clean",
+                           {"baseline_tiny_40": _points(final, untrained), "progressive_tiny_40": progressive})
+    assert found.defined and found.undefined_reason is None
+    threshold = 0.30 - 2 * 0.002 / 2**0.5
+    step = 20 + 20 * (threshold - 0.29) / (0.31 - 0.29)
+    assert found.reached["progressive_tiny_40"].step == pytest.approx(step)
+    assert time_to_target_json(found)["progressive_tiny_40"]["reference_learnt"] is True
+
+
+def test_results_md_says_the_reference_did_not_learn_and_gives_no_ratio(recipe, repo_root):
+    final = recipe / "exp" / "analysis" / "dev_clean" / "baseline_tiny_40" / "step40" / "results.json"
+    result = json.loads(final.read_text())
+    result["summary"]["phone_probe_acc"]["best_from_1"] = 0.2  # below its untrained 0.25
+    final.write_text(json.dumps(result))
+    results = collect(recipe)
+    text = render(results, repo_root)
+    section = text.split("## Time to target")[1].split("\n## ")[0]
+    assert ("**phone_probe_acc on dev_clean**: no target. baseline_tiny_40's final 0.200 ± 0.010 (2 seeds) against "
+            "its untrained (step 0) 0.250 ± 0.010 (2 seeds): it did not learn") in section
+    assert "| progressive_tiny_40 |" not in section.split("**cer on")[0]  # no row, no ratio
+    row = results_json(results, "baseline")["time_to_target"]["progressive_tiny_40"]
+    assert row["cost_ratio"] is None and row["reference_learnt"] is False
