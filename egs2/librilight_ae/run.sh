@@ -29,6 +29,9 @@ nj=2                 # parallel jobs for data and feature work
 ngpu=0               # GPUs per training job (0: CPU)
 seed=${default_seed}  # random seed used by every stage
 seeds=${default_seeds}  # seeds of the evaluations with a spread (probe speaker splits, downstream trainings): mean ± std over them
+# Where results go (data/ and dump/ hold the corpus; several budgets of it can sit side by side)
+expdir=exp           # pretraining, analysis, evaluations and the report's exp/report/ (the demo: exp_demo)
+results=RESULTS.md   # the report of stage 10 (the demo: RESULTS_demo.md)
 # Data
 data=builtin         # corpus: builtin (generated with espeak-ng, no download) or librispeech
 builtin_minutes=${default_builtin_minutes}  # built-in corpus: minutes of audio in the pretraining set
@@ -67,6 +70,7 @@ pr_train_set=        # stage 8 PR training set, aligned by stage 3 (empty: as su
 cache_dtype=${default_cache_dtype}  # stage 8: precision of the cached hidden states (float16 or float32)
 finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of ${default_finetune_sets} the corpus has)
 finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
+downstream_updates_scale=1  # stages 8-9: train every downstream for this many times its template's updates (whole epochs; e.g. 0.5 for a quick look)
 reset_top_layers=    # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep (empty: "0 2" for builtin, "0 1 2 3" otherwise)
 asr_valid_set=${default_valid_set}  # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
@@ -90,7 +94,8 @@ done
 
 datadir=data
 dumpdir=dump/raw
-expdir=exp
+# Registered names (stage 6) resolve in this run's registry, in every tool a stage starts.
+export HUBERT_AE_REGISTRY=$(realpath -m "${expdir}")/upstreams.json
 pretrain_set=${default_pretrain_set}
 valid_set=${default_valid_set}  # pretraining's validation set
 # Sets named by --eval_sets / --finetune_splits must exist; left unnamed, each standard set is
@@ -303,6 +308,7 @@ if run_stage 8; then
     add_controls
     evals=$(downstream_evals)
     common=(--valid_set "${dumpdir}/${asr_valid_set}" --seeds "${seeds}" --cache_root "${expdir}/features"
+            --updates_scale "${downstream_updates_scale}"
             --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"})
     # ASR evaluates several checkpoints of each run (the CER's time-to-target), PR the last.
     asr_per_run=()
@@ -353,14 +359,15 @@ if run_stage 9; then
                 --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
                 --eval_sets ${evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
                 --exp_root "${expdir}/finetune" --seeds "${seeds}" --cache_root "${expdir}/features" \
+                --updates_scale "${downstream_updates_scale}" \
                 --dtype "${cache_dtype}" --ngpu "${ngpu}" --nj "${downstream_jobs}" --job JOB ${asr_lm:+--lm "${asr_lm}"}
     done
 fi
 
 if run_stage 10; then
-    log "Stage 10: report -> RESULTS.md"
-    python -m espnet_hubert_ae.bin.report --recipe_dir . --out RESULTS.md --reference_strategy "${reference_strategy}" \
-        --analysis_set "${analysis_set}"
+    log "Stage 10: report -> ${results} (and ${expdir}/report/)"
+    python -m espnet_hubert_ae.bin.report --recipe_dir . --expdir "${expdir}" --out "${results}" \
+        --reference_strategy "${reference_strategy}" --analysis_set "${analysis_set}"
 fi
 
 stage_timer_end

@@ -37,6 +37,9 @@ def experiment_parser(doc: str, config: str, exp_root: str, layout: str,
     p.add_argument("--random_init", default=None,
                    help="also evaluate this checkpoint as the random-init control (see bin/random_init)")
     p.add_argument("--config", default=config, help="ESPnet ASR config template: a preset (conf/asr/) or a YAML")
+    p.add_argument("--updates_scale", type=float, default=1.0,
+                   help="train for this many times the template's updates (whole epochs; its LR schedule and "
+                        "encoder freezing scaled to match), e.g. 0.5 for a quick look")
     p.add_argument("--train_set", type=Path, required=True, help="labelled training data directory")
     p.add_argument("--valid_set", type=Path, required=True, help="validation data directory (model selection)")
     p.add_argument("--eval_sets", type=Path, nargs="+", required=True, help="data directories to decode and score")

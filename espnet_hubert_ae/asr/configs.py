@@ -48,6 +48,34 @@ def write_yaml(path: str | os.PathLike, config: dict) -> Path:
     return Path(path)
 
 
+def scale_updates(template: dict, factor: float) -> dict:
+    """The template trained for ``factor`` times its updates: fewer (or more) epochs of the same
+    length, its learning-rate schedule and encoder freezing scaled to match.
+
+    Epochs are whole (at least one), so the factor applied is the rounded ratio of epochs; the
+    scheduler's step counts (tri-stage ``max_steps``, ``warmup_steps``) and the fine-tuning
+    encoder's ``freeze_encoder_updates`` follow that ratio. A factor of 1 returns the template as is.
+    """
+    if factor <= 0:
+        raise ConfigError(f"the updates scale must be positive, not {factor}")
+    if factor == 1:
+        return template
+    config = copy.deepcopy(template)
+    epochs = int(config.get("max_epoch") or 0)
+    if epochs < 1:
+        raise ConfigError("scaling a template's updates needs its max_epoch")
+    config["max_epoch"] = max(1, round(epochs * factor))
+    ratio = config["max_epoch"] / epochs
+    scheduler = config.get("scheduler_conf") or {}
+    for key in ("max_steps", "warmup_steps"):
+        if key in scheduler:
+            scheduler[key] = max(1, round(scheduler[key] * ratio))
+    encoder = config.get("encoder_conf") or {}
+    if encoder.get("freeze_encoder_updates"):
+        encoder["freeze_encoder_updates"] = round(encoder["freeze_encoder_updates"] * ratio)
+    return config
+
+
 def reads_cache(template: dict) -> bool:
     """Whether a frozen-downstream template trains on cached features (else on the live upstream)."""
     frontend = template.get("frontend")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import yaml
 
 from espnet_hubert_ae.asr import espnet_run
 from espnet_hubert_ae.asr.configs import write_yaml
@@ -72,6 +73,7 @@ def run_experiment(exp: AsrExperiment) -> list:
     """Train (unless done), decode every evaluation set and score it; returns the scores
     (empty when the experiment was finished before)."""
     exp_dir = Path(exp.exp_dir)
+    _check_same_config(exp_dir, exp.config)
     if done_marker(exp_dir).exists():
         logger.info("%s is done already", exp_dir)
         return []
@@ -109,6 +111,14 @@ def run_experiment(exp: AsrExperiment) -> list:
     done_marker(exp_dir).touch()
     print(format_table(scores, title))
     return scores
+
+
+def _check_same_config(exp_dir: Path, config: dict) -> None:
+    """An experiment trained (or started) with another config is refused, never reused or mixed."""
+    path = exp_dir / "train_config.yaml"
+    if path.is_file() and yaml.safe_load(path.read_text(encoding="utf-8")) != json.loads(json.dumps(config)):
+        raise ValueError(f"{exp_dir} holds an experiment with another training config ({path}); remove it, "
+                         "or give this one another --exp_root / --expdir")
 
 
 def _prepare_training(exp: AsrExperiment) -> list[str]:

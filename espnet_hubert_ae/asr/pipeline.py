@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from espnet_hubert_ae.asr.cache import ensure_cache
-from espnet_hubert_ae.asr.configs import cached_config, finetune_config, load_yaml, reads_cache, superb_config
+from espnet_hubert_ae.asr.configs import (cached_config, finetune_config, load_yaml, reads_cache, scale_updates,
+                                         superb_config)
 from espnet_hubert_ae.asr.decode import check_lm_supported
 from espnet_hubert_ae.asr.espnet_run import audio_set, cached_set
 from espnet_hubert_ae.asr.experiment import AsrExperiment, check_sets, run_experiment
@@ -81,16 +82,18 @@ def run_frozen(
     upstream_name: str = "hubert_ae_local",
     ngpu: int = 0,
     lm: str | None = None,
+    updates_scale: float = 1.0,
 ) -> dict:
     """A downstream on a frozen upstream (registered name, checkpoint path or ``fbank``),
-    trained once per seed; returns the summary over the seeds."""
+    trained once per seed (for ``updates_scale`` times the template's updates); returns the
+    summary over the seeds."""
     from espnet_hubert_ae.upstream.registry import resolve_upstream
 
     check_lm_supported(lm)
     exp_dir = Path(exp_dir)
     datadirs = [Path(train_dir), Path(valid_dir), *map(Path, eval_dirs)]
     check_sets(*datadirs, labelled=units is CHARS)
-    config_template = load_yaml(template)
+    config_template = scale_updates(load_yaml(template), updates_scale)
     texts = _transcripts(datadirs, units, exp_dir, alignment_dirs)
     info = {"kind": kind or ("pr" if units is PHONES else "superb"), "upstream": upstream,
             "control": FBANK if upstream == FBANK else control, "units": units.name, "template": str(template),
@@ -137,15 +140,17 @@ def run_finetune(
     token_text_dirs: Sequence[Path] = (),
     ngpu: int = 0,
     lm: str | None = None,
+    updates_scale: float = 1.0,
 ) -> dict:
     """CTC fine-tuning of a pretrained checkpoint, its top ``reset_top_layers`` layers reset
-    (with the seed's initialisation), once per seed; returns the summary over the seeds."""
+    (with the seed's initialisation), once per seed (for ``updates_scale`` times the
+    template's updates); returns the summary over the seeds."""
     from espnet_hubert_ae.upstream.registry import resolve_upstream
 
     check_lm_supported(lm)
     checkpoint, pretrain_config = resolve_upstream(upstream)
     exp_dir = Path(exp_dir)
-    config = finetune_config(load_yaml(template), pretrain_config)
+    config = finetune_config(scale_updates(load_yaml(template), updates_scale), pretrain_config)
     datadirs = [Path(train_dir), Path(valid_dir), *map(Path, eval_dirs)]
     check_sets(*datadirs)
     sets = [audio_set(d) for d in datadirs]

@@ -54,11 +54,11 @@ def _run(args, upstream: str, control: str | None, reset: int | None):
         return run_frozen(FBANK, args.frozen_config, args.exp_dir or exp_parent / f"{args.train_set.name}_frozen",
                           args.train_set, args.valid_set, args.eval_sets, seeds=args.seeds, kind="finetune",
                           cache_root=args.cache_root, dtype=args.dtype, token_text_dirs=args.token_text_sets,
-                          ngpu=args.ngpu, lm=args.lm)
+                          ngpu=args.ngpu, lm=args.lm, updates_scale=args.updates_scale)
     exp_dir = args.exp_dir or exp_parent / f"{args.train_set.name}_reset{reset}"
     return run_finetune(upstream, args.config, exp_dir, args.train_set, args.valid_set, args.eval_sets,
                         reset_top_layers=reset, seeds=args.seeds, control=control,
-                        token_text_dirs=args.token_text_sets, ngpu=args.ngpu, lm=args.lm)
+                        token_text_dirs=args.token_text_sets, ngpu=args.ngpu, lm=args.lm, updates_scale=args.updates_scale)
 
 
 @cli_main

@@ -37,7 +37,7 @@ def _run(args, upstream: str, control: str | None, variant=None):
     exp_dir = args.exp_dir or args.exp_root / args.config.stem / upstream_tag(upstream)
     return run_frozen(upstream, args.config, exp_dir, args.train_set, args.valid_set, args.eval_sets,
                       units=PHONES, seeds=args.seeds, control=control, cache_root=args.cache_root,
-                      dtype=args.dtype, alignment_dirs=args.alignment_dirs, ngpu=args.ngpu, lm=args.lm)
+                      dtype=args.dtype, alignment_dirs=args.alignment_dirs, ngpu=args.ngpu, lm=args.lm, updates_scale=args.updates_scale)
 
 
 @cli_main

@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe_dir", type=Path, default=Path("."), help="recipe directory holding exp/ and dump/")
+    p.add_argument("--expdir", default="exp", help="the recipe's experiment directory, relative to --recipe_dir")
     p.add_argument("--out", type=Path, default=None, help="report file (default: <recipe_dir>/RESULTS.md)")
     p.add_argument("--reference_strategy", default=REFERENCE_STRATEGY, help="strategy that time-to-target is measured against")
     p.add_argument("--analysis_set", default=ANALYSIS_SET, help="analysed set whose probe results.json reports")
@@ -38,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.recipe_dir / "exp").is_dir():
-        raise FileNotFoundError(f"{args.recipe_dir}/exp does not exist: run the recipe's stages 1-9 first")
-    results = collect(args.recipe_dir)
-    report_dir = args.recipe_dir / "exp" / "report"
+    if not (args.recipe_dir / args.expdir).is_dir():
+        raise FileNotFoundError(f"{args.recipe_dir / args.expdir} does not exist: run the recipe's stages 1-9 first")
+    results = collect(args.recipe_dir, expdir=args.expdir)
+    report_dir = args.recipe_dir / args.expdir / "report"
     text = render(results, REPO_ROOT, args.reference_strategy, report_dir=report_dir)
     out = args.out or args.recipe_dir / "RESULTS.md"
     atomic_write_text(out, text)

@@ -50,7 +50,7 @@ def _run(args, upstream: str, control: str | None, variant=None):
     return run_frozen(upstream, args.config, exp_dir, args.train_set, args.valid_set, args.eval_sets,
                       seeds=args.seeds, control=control, cache_root=args.cache_root, dtype=args.dtype,
                       token_text_dirs=args.token_text_sets, upstream_name=args.upstream_name, ngpu=args.ngpu,
-                      lm=args.lm)
+                      lm=args.lm, updates_scale=args.updates_scale)
 
 
 @cli_main

@@ -89,3 +89,23 @@ def test_checkpoints_spread_over_a_run(tmp_path):
         run_checkpoints(run, 0, registry)
     with pytest.raises(UpstreamError, match="registered runs: baseline_tiny, progressive_tiny"):
         run_checkpoints("height_tiny", 1, registry)
+
+
+def test_updates_scale_shortens_epochs_schedule_and_freezing_together():
+    from espnet_hubert_ae.asr.configs import ConfigError, scale_updates
+
+    template = {"max_epoch": 8, "num_iters_per_epoch": 25, "scheduler": "tristagelr",
+                "scheduler_conf": {"max_steps": 200, "warmup_ratio": 0.1},
+                "encoder_conf": {"freeze_encoder_updates": 40, "encoder_embed_dim": 64}}
+    half = scale_updates(template, 0.5)
+    assert half["max_epoch"] == 4 and half["num_iters_per_epoch"] == 25
+    assert half["scheduler_conf"] == {"max_steps": 100, "warmup_ratio": 0.1}
+    assert half["encoder_conf"] == {"freeze_encoder_updates": 20, "encoder_embed_dim": 64}
+    assert template["max_epoch"] == 8 and template["scheduler_conf"]["max_steps"] == 200  # not changed in place
+    # Whole epochs: 0.3 of 8 epochs is 2 (ratio 0.25), and never fewer than one.
+    third = scale_updates({"max_epoch": 8, "scheduler_conf": {"warmup_steps": 30}}, 0.3)
+    assert third == {"max_epoch": 2, "scheduler_conf": {"warmup_steps": 8}}
+    assert scale_updates({"max_epoch": 2}, 0.01)["max_epoch"] == 1
+    assert scale_updates(template, 1) == template
+    with pytest.raises(ConfigError, match="positive"):
+        scale_updates(template, 0)

@@ -47,7 +47,7 @@ def random_init(asr_tiny_checkpoint, tmp_path):
 
 
 def test_frozen_asr_on_cached_features_with_seeds_and_controls(asr_corpus, asr_tiny_checkpoint, random_init,
-                                                               quick_config, tmp_path):
+                                                               quick_config, tmp_path, capsys):
     config = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=3, batch_bins=600)
     argv = ["--upstream", "fbank", str(asr_tiny_checkpoint), "--random_init", str(random_init),
             "--config", str(config), "--train_set", str(asr_corpus["train_pretrain"]),
@@ -75,6 +75,10 @@ def test_frozen_asr_on_cached_features_with_seeds_and_controls(asr_corpus, asr_t
     assert "feats.scp,speech,kaldi_ark" in train_sh and "espnet_hubert_ae.bin.asr_train" in train_sh
     before = _summary(trained)
     assert superb_asr.main(argv) == 0  # done: a rerun skips everything
+    assert _summary(trained) == before
+    # The same experiments with another training config are refused, never reused.
+    assert superb_asr.main(argv + ["--updates_scale", "3"]) != 0
+    assert "another training config" in capsys.readouterr().err
     assert _summary(trained) == before
 
 
