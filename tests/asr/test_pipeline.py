@@ -119,7 +119,8 @@ def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, rand
         "finetune_tiny", max_epoch=1, num_iters_per_epoch=3,
         scheduler_conf={"max_steps": 3, "warmup_ratio": 0.34, "hold_ratio": 0.33, "decay_ratio": 0.33},
     )
-    frozen = quick_config("superb_tiny", max_epoch=1, num_iters_per_epoch=2, batch_bins=600)
+    frozen = quick_config("superb_tiny", max_epoch=3, num_iters_per_epoch=2, batch_bins=600,
+                          scheduler_conf={"max_steps": 6, "warmup_ratio": 0.1, "hold_ratio": 0.4, "decay_ratio": 0.5})
     exp_root = tmp_path / "ft"
     argv = ["--upstream", "fbank", str(asr_tiny_checkpoint), "--random_init", str(random_init),
             "--reset_top_layers", "0", "2", "--config", str(config), "--frozen_config", str(frozen),
@@ -133,6 +134,10 @@ def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, rand
     assert sorted(runs) == sorted(["fbank/train_10min_frozen", "asr_ckpt0_model/train_10min_reset0",
                                    "asr_ckpt0_model/train_10min_reset2", f"{control_tag}/train_10min_reset0"])
     assert runs["fbank/train_10min_frozen"]["kind"] == "finetune"
+    # The fbank row trains for its own share of the frozen template's epochs.
+    fbank_config = yaml.safe_load((exp_root / config.stem / "fbank" / "train_10min_frozen" / "seed1" /
+                                   "train_config.yaml").read_text())
+    assert fbank_config["max_epoch"] == 2 and fbank_config["scheduler_conf"]["max_steps"] == 4
     assert runs["fbank/train_10min_frozen"]["control"] == "fbank"
     assert runs[f"{control_tag}/train_10min_reset0"]["control"] == "random_init"
     reset2 = exp_root / config.stem / "asr_ckpt0_model" / "train_10min_reset2" / "seed1"
