@@ -34,8 +34,10 @@ max_seconds=30.0     # utterances longer than this are excluded from pretraining
 # Pretraining
 strategy="baseline progressive"  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
 model=               # model preset (tiny (tests), small (CPU), base, large) or a config YAML (empty: small for builtin, base otherwise)
-targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
+targets_dir=dump/targets  # k-means features, models and labels, named by source, K and a digest of what else makes them
 kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
+keep_features=false  # true: store every set's k-means features whole before labelling (false: only the fit portion's; labels by streaming)
+feature_dtype=float16  # precision of the stored k-means features (float16 or float32)
 pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
 budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
                      #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
@@ -74,6 +76,8 @@ case "${data}" in
     builtin|librispeech) ;;
     *) echo "$0: --data must be builtin or librispeech, not '${data}'" >&2; exit 2 ;;
 esac
+case "${keep_features}" in true|false) ;; *) echo "$0: --keep_features must be true or false, not '${keep_features}'" >&2; exit 2 ;; esac
+case "${feature_dtype}" in float16|float32) ;; *) echo "$0: --feature_dtype must be float16 or float32, not '${feature_dtype}'" >&2; exit 2 ;; esac
 for opt in stage stop_stage nj ngpu seed; do
     [[ ${!opt} =~ ^[0-9]+$ ]] || { echo "$0: --${opt} must be a non-negative integer, not '${!opt}'" >&2; exit 2; }
 done
@@ -190,25 +194,37 @@ if run_stage 4; then
     log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
     [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
     target_sets=$(present_sets ${pretrain_set} ${finetune_list} ${eval_list})
-    # MFCC of every set, one shard of each per job; shared by every phase-1 K
-    ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
-        python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
-            --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
+    # shellcheck disable=SC2206
+    targets_args=(--datadir "${dumpdir}" --sets ${target_sets} --train_set "${pretrain_set}" --source mfcc
+                  --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}"
+                  --seed "${seed}" --nj "${nj}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}")
+    made=" "
     for i in "${!strategies[@]}"; do
-        strategy=${strategies[i]}
-        k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
-        targets_log=${targets_dir}/logs/make_targets.${strategy_names[i]}.p1.log
-        ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
-            python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
-                --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
-                --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}" \
-                --seed "${seed}" --nj "${nj}"
-        grep -E "PNMI|pipeline: targets|reusing" "${targets_log}" >&2 || true
+        k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategies[i]}" --k auto --print_k)
+        # Named by what makes the labels: strategies asking for the same ones share them.
+        dir=$(python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" --k "${k}" --print_dir)
+        if [[ ${made} == *" ${dir} "* ]]; then log "  ${strategy_names[i]}: the same targets (${dir})"; continue; fi
+        made+="${dir} "
+        log "  ${strategy_names[i]}: ${dir}/ (logs: ${dir}/log/)"
+        # The fit portion's MFCC and k-means; then the labels of every set, one shard per job
+        # (only the shards still missing: a rerun redoes a failed or killed one alone); then
+        # their merge and quality.
+        ${cpu_cmd} --num_threads "${nj}" "${dir}/log/fit.log" \
+            python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" --k "${k}" --step fit
+        jobs=$(python -m espnet_hubert_ae.bin.make_targets --step missing --targets_dir "${dir}")
+        [ -z "${jobs}" ] || ${cpu_cmd} JOB="${jobs}" "${dir}/log/label.JOB.log" \
+            python -m espnet_hubert_ae.bin.make_targets --step label --targets_dir "${dir}" --job JOB
+        ${cpu_cmd} "${dir}/log/finish.log" python -m espnet_hubert_ae.bin.make_targets --step finish --targets_dir "${dir}"
+        grep -hE "PNMI|reusing" "${dir}/log/fit.log" "${dir}/log/finish.log" >&2 || true
     done
 fi
 
 if run_stage 5; then
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
+    # Later phases' label shards: one per GPU of the training job, each on its own (on the CPU: in
+    # the training process).
+    label_args=()
+    [ "${ngpu}" -gt 0 ] && label_args=(--label_cmd "local/run_job.sh --backend local --gpu 1" --label_jobs "${ngpu}")
     for strategy in "${strategies[@]}"; do
         log "Stage 5: pretraining with strategy '${strategy}'"
         run_tag=$(run_tag_of "${strategy}")
@@ -218,7 +234,8 @@ if run_stage 5; then
                 --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
                 --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" "${budget_args[@]}" \
                 ${snapshot_every:+--snapshot_every "${snapshot_every}"} \
-                --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
+                --kmeans_portion "${kmeans_portion}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}" \
+                ${label_args[@]+"${label_args[@]}"} --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
 fi
 
