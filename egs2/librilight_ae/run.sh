@@ -200,9 +200,9 @@ if run_stage 4; then
                   --seed "${seed}" --nj "${nj}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}")
     made=" "
     for i in "${!strategies[@]}"; do
-        k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategies[i]}" --k auto --print_k)
+        first_phase=("${targets_args[@]}" --strategy "${strategies[i]}" --k auto)  # K of its first phase
         # Named by what makes the labels: strategies asking for the same ones share them.
-        dir=$(python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" --k "${k}" --print_dir)
+        dir=$(python -m espnet_hubert_ae.bin.make_targets "${first_phase[@]}" --print_dir)
         if [[ ${made} == *" ${dir} "* ]]; then log "  ${strategy_names[i]}: the same targets (${dir})"; continue; fi
         made+="${dir} "
         log "  ${strategy_names[i]}: ${dir}/ (logs: ${dir}/log/)"
@@ -210,7 +210,7 @@ if run_stage 4; then
         # (only the shards still missing: a rerun redoes a failed or killed one alone); then
         # their merge and quality.
         ${cpu_cmd} --num_threads "${nj}" "${dir}/log/fit.log" \
-            python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" --k "${k}" --step fit
+            python -m espnet_hubert_ae.bin.make_targets "${first_phase[@]}" --step fit
         jobs=$(python -m espnet_hubert_ae.bin.make_targets --step missing --targets_dir "${dir}")
         [ -z "${jobs}" ] || ${cpu_cmd} JOB="${jobs}" "${dir}/log/label.JOB.log" \
             python -m espnet_hubert_ae.bin.make_targets --step label --targets_dir "${dir}" --job JOB

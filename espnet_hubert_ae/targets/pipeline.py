@@ -44,8 +44,6 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from espnet_hubert_ae.data.datadir import Utterance, read_ctm
-from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
-from espnet_hubert_ae.model.hubert import frame_counter
 from espnet_hubert_ae.targets.features import (
     DEFAULT_BATCH_SECONDS,
     DEFAULT_FEATURE_DTYPE,
@@ -133,6 +131,9 @@ def frames_fingerprint(expected_frames: Callable[[int], int]) -> str:
 def default_expected_frames(source: TargetSource) -> Callable[[int], int]:
     """The frame count labels match by default: the source checkpoint's own for a layer, HuBERT
     Base's conv stack for MFCC."""
+    from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+    from espnet_hubert_ae.model.hubert import frame_counter  # torch: only where frames are counted
+
     if isinstance(source, Layer):
         return frame_counter(Path(source.config) if source.config else source.checkpoint.parent / "config.yaml")
     return lambda n: conv_frame_count(n, BASE_CONV_LAYERS)
@@ -241,6 +242,8 @@ def _expected_frames(source, expected_frames, frames_from) -> Callable[[int], in
     if expected_frames is not None:
         return expected_frames
     if frames_from is not None:
+        from espnet_hubert_ae.model.hubert import frame_counter
+
         return frame_counter(frames_from if isinstance(frames_from, dict) else Path(frames_from))
     return default_expected_frames(source)
 
