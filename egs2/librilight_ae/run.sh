@@ -198,11 +198,15 @@ if run_stage 4; then
     targets_args=(--datadir "${dumpdir}" --sets ${target_sets} --train_set "${pretrain_set}" --source mfcc
                   --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}"
                   --seed "${seed}" --nj "${nj}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}")
+    # Named by what makes the labels (K of each strategy's first phase, ...): strategies asking for
+    # the same labels share them.
+    mapfile -t first_dirs < <(python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" \
+        --strategy "${strategies[@]}" --k auto --print_dir)
+    [ ${#first_dirs[@]} -eq ${#strategies[@]} ] || { echo "$0: stage 4: cannot name the targets of --strategy (see above)" >&2; exit 1; }
     made=" "
     for i in "${!strategies[@]}"; do
-        first_phase=("${targets_args[@]}" --strategy "${strategies[i]}" --k auto)  # K of its first phase
-        # Named by what makes the labels: strategies asking for the same ones share them.
-        dir=$(python -m espnet_hubert_ae.bin.make_targets "${first_phase[@]}" --print_dir)
+        first_phase=("${targets_args[@]}" --strategy "${strategies[i]}" --k auto)
+        dir=${first_dirs[i]}
         if [[ ${made} == *" ${dir} "* ]]; then log "  ${strategy_names[i]}: the same targets (${dir})"; continue; fi
         made+="${dir} "
         log "  ${strategy_names[i]}: ${dir}/ (logs: ${dir}/log/)"

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "phases": ("espnet_hubert_ae.bench.phases", "steps/s per phase and the phase-switch overhead of a schedule"),
     "downstream": ("espnet_hubert_ae.bench.downstream", "frozen-upstream ASR: cached hidden states vs the live upstream"),
     "targets": ("espnet_hubert_ae.bench.targets", "k-means targets per hour of audio: streaming labels vs full dumps"),
+    "throughput": ("espnet_hubert_ae.bench.throughput", "pretraining audio-s/s per device, peak memory, data-loading share"),
 }
 
 

@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datadir", type=Path, help="folder holding one data dir per set")
     p.add_argument("--sets", nargs="+", help="sets to label (all get the train-fitted model)")
     p.add_argument("--train_set", help="set whose utterances k-means is fitted on")
-    p.add_argument("--strategy", default=None, help="--k auto: strategy preset or schedule file whose first-phase K to use")
+    p.add_argument("--strategy", nargs="+", default=None,
+                   help="--k auto: strategy preset or schedule file whose first-phase K to use (--print_k and "
+                        "--print_dir take several: one line each)")  # fmt: skip
     p.add_argument("--source", choices=["mfcc", "layer"], default="mfcc")
     p.add_argument("--checkpoint", type=Path, help="--source layer: ESPnet HuBERT .pth (config.yaml beside it)")
     p.add_argument("--layer", type=int, help="--source layer: 0 = transformer input, L = output of layer L")
@@ -159,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.step in ("label", "missing", "finish"):
         limit_threads()
         return _step_on_directory(args)
-    k = resolve_k(args.k, args.strategy)
+    strategies = args.strategy or [None]
+    ks = [resolve_k(args.k, strategy) for strategy in strategies]
     if args.print_k:
-        print(k)
+        print("\n".join(map(str, ks)))
         return 0
+    if len(ks) > 1 and not args.print_dir:
+        raise ValueError("several --strategy values are for --print_k and --print_dir only")
     limit_threads()
     from espnet_hubert_ae.model.hubert import frame_counter
     from espnet_hubert_ae.targets.jobs import job_array
@@ -175,13 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_set not in args.sets:
         raise ValueError(f"--train_set {args.train_set} is not among --sets ({' '.join(args.sets)})")
     expected_frames = frame_counter(args.frames_from) if args.frames_from else None
-    out_dir = args.targets_dir or target_dir(
+    dirs = [args.targets_dir or target_dir(
         args.out_root, source, k, train_set=args.train_set, portion=args.portion, seed=args.seed, engine=args.engine,
         max_iter=args.max_iter, feature_dtype=args.feature_dtype, expected_frames=expected_frames,
-    )  # fmt: skip
+    ) for k in ks]  # fmt: skip
     if args.print_dir:
-        print(out_dir)
+        print("\n".join(map(str, dirs)))
         return 0
+    (k,), (out_dir,) = ks, dirs
     settings = dict(
         sets={name: args.datadir / name for name in args.sets}, train_set=args.train_set, source=source, k=k,
         out_dir=out_dir, portion=args.portion, seed=args.seed, nj=args.nj, device=args.device,

@@ -304,9 +304,13 @@ def fit_targets(
 
     start = time.perf_counter()
     extractor = FeatureExtractor(source, device=device)
-    # MFCC has no model to share: its shards go to worker processes, one thread each. A layer's
+    # MFCC has no model to share: with an hour of audio or more per process, its shards go to
+    # worker processes of one thread each (starting one costs seconds; an hour, minutes). A layer's
     # shards run here, where the model is loaded once (a process per shard would load it again).
-    workers = nj if isinstance(source, MFCC) and nj > 1 else 1
+    train_hours = sum(u.num_samples for u in utterances[train_set]) / 16000 / 3600
+    dumped_hours = sum(u.num_samples for us in utterances.values() for u in us) / 16000 / 3600 if keep_features \
+        else train_hours * portion
+    workers = max(1, min(nj, int(dumped_hours))) if isinstance(source, MFCC) else 1
     full_features = None
     if keep_features:
         full_features = {}

@@ -1,0 +1,56 @@
+"""bench targets: both ways of making targets, measured on a tiny model, and its agreement measure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from espnet_hubert_ae.bench.targets import dtype_check, main, matched_agreement
+from espnet_hubert_ae.utils.presets import resolve_preset
+
+
+def test_matched_agreement_ignores_cluster_names():
+    a = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    renamed = np.array([2, 2, 0, 0, 1, 1, 1, 2])
+    assert matched_agreement(a, renamed, 3) == 1.0
+    one_off = renamed.copy()
+    one_off[-1] = 0
+    assert matched_agreement(a, one_off, 3) == pytest.approx(7 / 8)
+
+
+def test_targets_bench_on_the_tiny_model(synthetic_sets, tmp_path, capsys):
+    datadir = synthetic_sets["train"].parent
+    argv = ["--datadir", str(datadir), "--train_set", "train", "--eval_sets", "dev", "--minutes", "0",
+            "--sources", "tiny:1", "--k_layer", "4", "--portion", "0.5", "--threads", "1",
+            "--extract_layers", "tiny:2", "--dtype_check", "false", "--workdir", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (tiny,) = figures["sources"]
+    assert tiny["labels_identical"] and tiny["centroids_identical"] and figures["identical"]
+    # 4 of the 8 train utterances, float16 frames of the preset's width at 50 Hz, counted from the audio.
+    width = yaml.safe_load(resolve_preset("model", "tiny").read_text())["encoder_conf"]["encoder_embed_dim"]
+    assert tiny["dim"] == width and tiny["fit_portion_bytes"] == tiny["fit_frames"] * width * 2
+    assert 1.0 <= tiny["streaming_disk_over_fit_portion"] < 1.1  # headers, index, meta beside the frames
+    assert tiny["streaming"]["disk_peak_bytes"] < tiny["full"]["disk_peak_bytes"]
+    assert tiny["full"]["dump_cpu_s"] > 0 and tiny["streaming"]["labels_cpu_s"] > tiny["full"]["labels_cpu_s"]
+    assert figures["extraction"][0]["source"] == "tiny:2" and figures["extraction"][0]["cpu_s_per_hour"] > 0
+
+
+def test_float16_against_float32_fits(synthetic_sets, tmp_path):
+    """The dtype check on three label sets made here: float16 and float32 fits of the same seed
+    agree (the tones are well separated), another seed is k-means' own spread."""
+    from espnet_hubert_ae.targets.pipeline import MFCC, make_targets
+
+    runs = {}
+    for name, dtype, seed in (("float16", "float16", 1), ("float32", "float32", 1), ("float32_seed2", "float32", 2)):
+        result = make_targets(sets=synthetic_sets, train_set="train", source=MFCC(), k=4, portion=0.5, seed=seed,
+                              feature_dtype=dtype, out_dir=tmp_path / name, feature_root=tmp_path / "features")
+        runs[name] = {"out_dir": str(result.out_dir), "summary": result.summary}
+    check = dtype_check(runs, 4)
+    assert check["fit_frames"] == runs["float32"]["summary"]["kmeans"]["num_frames"]
+    assert check["agreement_float16_matched"] >= check["agreement_float16_direct"] > 0.9
+    assert check["agreement_rounding_same_centroids"] > 0.99
+    assert abs(check["inertia_rel_diff_float16"]) < 0.05 and check["inertia_float32"] > 0
