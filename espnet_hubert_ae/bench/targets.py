@@ -56,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature_dtype", choices=["float16", "float32"], default="float16")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or 2)
     p.add_argument("--nj", type=int, default=1, help="label shards (in one process)")
-    p.add_argument("--extract_layers", nargs="*", default=["base:3", "base:9"],
+    p.add_argument("--extract_layers", nargs="*", default=["base:3", "base:6", "base:9"],
                    help="more <preset>:<layer> whose extraction alone is timed (on 5 minutes)")
     p.add_argument("--dtype_check", choices=["true", "false"], default="true",
                    help="float16 against float32 fits (two more streaming runs per source)")
     p.add_argument("--workdir", type=Path, default=None, help="keep the runs here [a temporary folder]")
+    p.add_argument("--extrapolate", type=Path, nargs="+", default=None,
+                   help="only print the 960 h / 60 kh table from the JSON lines of earlier runs (their figures "
+                        "merged in order)")  # fmt: skip
     return p
 
 
@@ -367,8 +370,89 @@ def print_source(r: dict) -> None:
               f"float16 rounding alone under the same centroids: {d['agreement_rounding_same_centroids']:.5f}")  # fmt: skip
 
 
+# ---------------------------------------------------------------------------------------------
+# Extrapolation: the per-hour figures applied to a schedule at LibriSpeech and Libri-light scale
+
+SCHEDULES = {  # phases of the presets with HuBERT Base: (source, K)
+    "baseline": [("mfcc", 100), ("base:6", 500)],
+    "progressive": [("mfcc", 100), ("base:3", 200), ("base:6", 300), ("base:9", 500)],
+}
+SCALES = (960.0, 60000.0)  # hours of pretraining audio: LibriSpeech, Libri-light
+
+
+def cost_model(figures: dict) -> dict:
+    """Per-hour rates from one run of this benchmark (its JSON): for MFCC and for base layers.
+
+    ``extract``: CPU s to compute an hour of features (other layers of a measured model: scaled
+    by their extraction-alone timings); ``read_search``: CPU s per hour to label from a dump;
+    ``search``: the streaming labels' CPU per hour less the extraction (the search, at the
+    measured K); ``fit``: k-means CPU s per hour of fit audio at the measured K; ``bytes``: disk
+    per hour of stored features."""
+    rates = {}
+    alone = {e["source"]: e["cpu_s_per_hour"] for e in figures.get("extraction", [])}
+    for r in figures["sources"]:
+        spec = "mfcc" if r["source"] == "mfcc" else r["source"].replace(" layer ", ":")
+        hours = r["hours"]
+        extract = r["full"]["dump_cpu_s"] / hours
+        rates[spec] = {
+            "k": r["k"], "dim": r["dim"], "extract": extract, "read_search": r["full"]["labels_cpu_s"] / hours,
+            "search": max(0.0, r["streaming"]["labels_cpu_s"] / hours - extract),
+            "fit": r["full"]["kmeans_cpu_s"] / r["fit_hours"],
+            "bytes": r["full"]["feature_bytes"] / hours, "portion": r["fit_hours"] / r["train_hours"],
+        }  # fmt: skip
+    for spec, per_hour in alone.items():  # other layers of a measured model: scale its extraction
+        measured = next((m for m in rates if m.split(":")[0] == spec.split(":")[0] and m in alone), None)
+        if spec not in rates and measured is not None:
+            rates[spec] = {**rates[measured], "extract": rates[measured]["extract"] * per_hour / alone[measured]}
+    return rates
+
+
+def extrapolate(figures: dict, portion: float = 0.1) -> list[dict]:
+    """Disk peak and CPU hours of each phase of each schedule at each scale, both ways, from the
+    measured rates; K scales the search and the fit linearly (distances to K centroids)."""
+    rates = cost_model(figures)
+    rows = []
+    for strategy, phases in SCHEDULES.items():
+        for index, (spec, k) in enumerate(phases, 1):
+            if spec not in rates:
+                continue
+            r = rates[spec]
+            scale_k = k / r["k"]
+            for hours in SCALES:
+                fit_hours = hours * portion
+                fit = r["fit"] * scale_k * fit_hours
+                read = max(0.0, r["read_search"] - r["search"])  # reading a dump does not grow with K
+                full = hours * r["extract"] + fit + hours * (read + r["search"] * scale_k)
+                streaming = fit_hours * r["extract"] + fit + (hours - fit_hours) * r["extract"] \
+                    + hours * r["search"] * scale_k
+                rows.append({
+                    "strategy": strategy, "phase": index, "source": spec, "k": k, "hours": hours,
+                    "full_disk_tb": hours * r["bytes"] / 1e12, "streaming_disk_tb": fit_hours * r["bytes"] / 1e12,
+                    "full_cpu_h": full / 3600, "streaming_cpu_h": streaming / 3600, "fit_cpu_h": fit / 3600,
+                })  # fmt: skip
+    return rows
+
+
+def print_extrapolation(rows: list[dict]) -> None:
+    print("extrapolated from the per-hour figures above (train set only, portion 0.1, K scaling search and fit):")
+    print("| strategy | phase | targets | K | hours | disk full (TB) | disk streaming (TB) | CPU h full | "
+          "CPU h streaming | of which k-means |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['strategy']} | {r['phase']} | {r['source']} | {r['k']} | {r['hours']:g} | {r['full_disk_tb']:.3g} | "
+              f"{r['streaming_disk_tb']:.3g} | {r['full_cpu_h']:.3g} | {r['streaming_cpu_h']:.3g} | {r['fit_cpu_h']:.3g} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.extrapolate:
+        merged = {"sources": [], "extraction": []}
+        for path in args.extrapolate:
+            figures = json.loads(path.read_text().strip().splitlines()[-1])
+            merged["sources"] += figures["sources"]
+            merged["extraction"] += figures["extraction"]
+        print_extrapolation(extrapolate(merged, args.portion))
+        return 0
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory(prefix="bench_targets.") as tmp:
         root = args.workdir or Path(tmp)
@@ -386,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"extraction alone, {e['source']}: {e['cpu_s_per_hour']} CPU s per hour of audio "
                   f"({e['audio_s']} s measured)")  # fmt: skip
     ok = all(r["labels_identical"] and r["centroids_identical"] for r in results)
+    table = extrapolate({"sources": results, "extraction": extraction}, args.portion)
+    if table:
+        print_extrapolation(table)
     print(json.dumps({"benchmark": "targets", "sets": {n: round(h, 4) for n, h in hours.items()},
                       "sources": results, "extraction": extraction, "identical": ok}))  # fmt: skip
     return 0 if ok else 1

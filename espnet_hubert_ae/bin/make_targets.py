@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss loads: spinning OpenMP stalls 2 cores
     if args.step in ("label", "missing", "finish"):
-        limit_threads()
+        if args.step == "label":  # the others read plans and labels only: no torch to load
+            limit_threads()
         return _step_on_directory(args)
     strategies = args.strategy or [None]
     ks = [resolve_k(args.k, strategy) for strategy in strategies]

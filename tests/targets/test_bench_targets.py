@@ -54,3 +54,33 @@ def test_float16_against_float32_fits(synthetic_sets, tmp_path):
     assert check["agreement_float16_matched"] >= check["agreement_float16_direct"] > 0.9
     assert check["agreement_rounding_same_centroids"] > 0.99
     assert abs(check["inertia_rel_diff_float16"]) < 0.05 and check["inertia_float32"] > 0
+
+
+def _measured(source, k, dim, dump, full_labels, stream_labels, kmeans, feature_bytes):
+    return {"source": source, "k": k, "dim": dim, "hours": 2.0, "train_hours": 1.5, "fit_hours": 0.15,
+            "full": {"dump_cpu_s": dump, "labels_cpu_s": full_labels, "kmeans_cpu_s": kmeans,
+                     "feature_bytes": feature_bytes},
+            "streaming": {"labels_cpu_s": stream_labels}}  # fmt: skip
+
+
+def test_extrapolation_from_per_hour_rates():
+    from espnet_hubert_ae.bench.targets import extrapolate
+
+    figures = {
+        "sources": [_measured("mfcc", 100, 39, 200.0, 40.0, 230.0, 30.0, 2e9),
+                    _measured("base layer 6", 500, 768, 2000.0, 100.0, 2080.0, 300.0, 4e11)],
+        "extraction": [{"source": "base:3", "cpu_s_per_hour": 600.0}, {"source": "base:6", "cpu_s_per_hour": 1200.0},
+                       {"source": "base:9", "cpu_s_per_hour": 1800.0}],
+    }  # fmt: skip
+    rows = {(r["strategy"], r["phase"], r["hours"]): r for r in extrapolate(figures, portion=0.1)}
+    assert len(rows) == 2 * (2 + 4)
+    # base layer 6 at 960 h: extraction 1000 s/h, reading 10, search 40 at K=500, k-means 2000 s per fit hour.
+    layer6 = rows[("baseline", 2, 960.0)]
+    assert layer6["full_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 960 * 50) / 3600)
+    assert layer6["streaming_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 960 * 40) / 3600)
+    assert layer6["full_disk_tb"] == pytest.approx(960 * 2e11 / 1e12)
+    assert layer6["streaming_disk_tb"] == pytest.approx(96 * 2e11 / 1e12)
+    # layer 3 extracts at half layer 6's cost; K=200 scales the search and the fit by 0.4.
+    layer3 = rows[("progressive", 2, 60000.0)]
+    assert layer3["full_cpu_h"] == pytest.approx((60000 * 500 + 2000 * 0.4 * 6000 + 60000 * (10 + 40 * 0.4)) / 3600)
+    assert rows[("progressive", 1, 960.0)]["fit_cpu_h"] == pytest.approx(200 * 96 / 3600)
