@@ -361,13 +361,14 @@ def _claim(out_dir: Path, key: dict, source: TargetSource) -> None:
     old_key = json.loads(key_path.read_text()) if key_path.is_file() else None
     summary_path = out_dir / "summary.json"
     old_source = json.loads(summary_path.read_text()).get("source") if summary_path.is_file() else None
-    stale = out_dir.is_dir() and any(out_dir.iterdir()) and old_key != key
-    if old_source is not None and old_source != source.describe():
+    made = [out_dir / n for n in ("kmeans", "plan.json", "summary.json") if (out_dir / n).exists()]
+    stale = bool(made) and old_key != key  # another key's, or made before keys were written
+    if stale:
+        logger.warning("%s was made with other settings (%s): making it again", out_dir, old_key or "no key.json")
+    elif old_source is not None and old_source != source.describe():
         logger.warning("%s was made from another %s: making it again", out_dir, source.name)
         stale = True
     if stale:
-        if old_key is not None and old_key != key:
-            logger.warning("%s was made with other settings (%s): making it again", out_dir, key_path)
         for name in ("kmeans", "shards"):
             shutil.rmtree(out_dir / name, ignore_errors=True)
         for path in [out_dir / n for n in ("plan.json", "summary.json", "tokens.txt", ".done")]:

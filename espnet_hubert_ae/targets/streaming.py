@@ -188,6 +188,7 @@ class ShardLabeller:
                               "(k-means was fitted again): make the labels again from the start")  # fmt: skip
         self.assign = KMeansModel.load(kmeans_dir).assigner(plan.device)
         self._stored: dict[str, FeatureSet | None] = {}
+        self._shards: dict[str, list[list[list[Utterance]]]] = {}
 
     def utterances(self, set_name: str) -> list[Utterance]:
         if set_name not in self._utterances:
@@ -196,12 +197,14 @@ class ShardLabeller:
 
     def shards(self, set_name: str) -> list[list[list[Utterance]]]:
         """The planned batches of every shard of a set."""
-        utts = self.utterances(set_name)
-        first = ()
-        if set_name == self.plan.train_set:
-            first = fit_portion([u.utt_id for u in utts], self.plan.portion, self.plan.seed)
-        batches = plan_batches(utts, batch_samples_for(self.source, self.plan.batch_seconds), first)
-        return shard_batches(batches, self.plan.nj)
+        if set_name not in self._shards:
+            utts = self.utterances(set_name)
+            first = ()
+            if set_name == self.plan.train_set:
+                first = fit_portion([u.utt_id for u in utts], self.plan.portion, self.plan.seed)
+            batches = plan_batches(utts, batch_samples_for(self.source, self.plan.batch_seconds), first)
+            self._shards[set_name] = shard_batches(batches, self.plan.nj)
+        return self._shards[set_name]
 
     def stored(self, set_name: str) -> FeatureSet | None:
         """The dump whose batches are read instead of computed, if any."""
