@@ -2,13 +2,18 @@
 # Stage 1: data directories for the chosen corpus (built-in: generated; librispeech: db.sh paths).
 set -euo pipefail
 
+. ./path.sh
+# Defaults shared with the Python tools (espnet_hubert_ae/defaults.py), as default_<name>.
+defaults=$(python -m espnet_hubert_ae.defaults) || { echo "$0: cannot read espnet_hubert_ae.defaults" >&2; exit 1; }
+eval "${defaults}"
+
 ### options
 data=builtin         # builtin or librispeech
 datadir=data         # where the data directories go
-seed=1               # random seed (built-in corpus)
+seed=${default_seed}  # random seed (built-in corpus)
 nj=2                 # parallel worker processes
-builtin_minutes=30   # built-in corpus: minutes of audio in train_pretrain
-pretrain_sets=train-clean-100  # librispeech: training splits for pretraining
+builtin_minutes=${default_builtin_minutes}  # built-in corpus: minutes of audio in the pretraining set
+pretrain_sets=${default_librispeech_pretrain_splits}  # librispeech: training splits for pretraining
 librilight_unlab=    # librispeech: Libri-light unlabelled subset (small, medium or large)
 eval_sets=           # librispeech: evaluation sets, each required (empty: each one the corpus has)
 finetune_sets=       # librispeech: Libri-light fine-tuning sets, each required (empty: each one the corpus has)

@@ -134,6 +134,23 @@ def tiny_hubert_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def logmel_hubert_checkpoint(tmp_path_factory) -> Path:
+    """The same tiny transformer on the log-mel front end (``torchaudio_hubert_logmel``, two
+    25 ms / 10 ms frames stacked: HuBERT Base's frame grid). Read-only."""
+    from espnet_hubert_ae.model.factory import write_random_checkpoint
+    from espnet_hubert_ae.model.hubert import LOGMEL_ENCODER_NAME
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("logmel_hubert"), seed=1, encoder=LOGMEL_ENCODER_NAME)
+
+
+@pytest.fixture(scope="session", params=["waveform", "logmel"])
+def hubert_checkpoint(request) -> Path:
+    """A tiny checkpoint of each model family in turn (conv extractor, log-mel front end)."""
+    name = "tiny_hubert_checkpoint" if request.param == "waveform" else "logmel_hubert_checkpoint"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
 def builtin_corpus(tmp_path_factory) -> dict[str, Path]:
     """A tiny built-in corpus (seed 1, ~1.5 min in train_pretrain, 12 utterances per dev/test set).
 

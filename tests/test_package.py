@@ -22,6 +22,18 @@ print(resolve_preset("model", "tiny"))
 print(schedule.name, len(schedule.phases))
 """
 
+# The log-mel family built from the wheel's own preset, run on one second of audio.
+LOGMEL = """
+import torch, yaml
+from espnet_hubert_ae.model.factory import pretrain_config
+from espnet_hubert_ae.model.hubert import build_pretrain_model, hidden_states
+from espnet_hubert_ae.utils.presets import resolve_preset
+conf = yaml.safe_load(resolve_preset("model", "mel_tiny").read_text())
+model = build_pretrain_model(pretrain_config(conf["encoder_conf"], 20, conf["encoder"])).eval()
+states, frames = hidden_states(model, 0.1 * torch.randn(1, 16000), torch.tensor([16000]))
+print(type(model.encoder).__module__, len(states), int(frames[0]))
+"""
+
 
 def test_wheel_carries_the_presets_and_runs_outside_the_checkout(tmp_path, repo_root):
     # Built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout.
@@ -38,6 +50,7 @@ def test_wheel_carries_the_presets_and_runs_outside_the_checkout(tmp_path, repo_
         archive.extractall(site)
     assert "espnet_hubert_ae/conf/strategy/progressive.yaml" in names
     assert "espnet_hubert_ae/conf/model/tiny.yaml" in names and "espnet_hubert_ae/conf/asr/superb.yaml" in names
+    assert "espnet_hubert_ae/conf/model/mel_small.yaml" in names
 
     # The extracted wheel comes first on the path and the command runs far from the checkout.
     outside = tmp_path / "elsewhere"
@@ -53,6 +66,10 @@ def test_wheel_carries_the_presets_and_runs_outside_the_checkout(tmp_path, repo_
                               capture_output=True, text=True)
     assert help_run.returncode == 0, help_run.stderr
     assert "--strategy" in help_run.stdout and "--launcher" in help_run.stdout
+    logmel = subprocess.run([sys.executable, "-c", LOGMEL], cwd=outside, env=env, capture_output=True, text=True)
+    assert logmel.returncode == 0, logmel.stderr
+    # (ESPnet prints a notice about flash attention first.)
+    assert logmel.stdout.splitlines()[-1].split() == ["espnet_hubert_ae.model.encoders", "5", "49"]  # 4 layers + input
 
 
 # Each sub-package may import from the layers below it only (utils from anywhere); packages of

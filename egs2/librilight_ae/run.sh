@@ -15,60 +15,67 @@ set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2; }
 
+. ./path.sh
+# The defaults this recipe shares with the Python tools are declared once, in the package
+# (espnet_hubert_ae/defaults.py), and read here as default_<name>.
+defaults=$(python -m espnet_hubert_ae.defaults) || { echo "$0: cannot read espnet_hubert_ae.defaults" >&2; exit 1; }
+eval "${defaults}"
+
 ### options
 # Stages and resources
 stage=1              # first stage to run
 stop_stage=10        # last stage to run
 nj=2                 # parallel jobs for data and feature work
 ngpu=0               # GPUs per training job (0: CPU)
-seed=1               # random seed used by every stage
-seeds="1 2"          # seeds of the evaluations with a spread (probe speaker splits, downstream trainings): mean ± std over them
+seed=${default_seed}  # random seed used by every stage
+seeds=${default_seeds}  # seeds of the evaluations with a spread (probe speaker splits, downstream trainings): mean ± std over them
 # Data
 data=builtin         # corpus: builtin (generated with espeak-ng, no download) or librispeech
-builtin_minutes=120  # built-in corpus: minutes of audio in the pretraining set
-pretrain_sets=train-clean-100  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
+builtin_minutes=${default_builtin_minutes}  # built-in corpus: minutes of audio in the pretraining set
+pretrain_sets=${default_librispeech_pretrain_splits}  # librispeech: training splits for pretraining (add train-clean-360 train-other-500 for 960 h)
 librilight_unlab=    # librispeech: Libri-light unlabelled subset added to pretraining (small, medium or large)
-eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of dev_clean dev_other test_clean test_other the corpus has)
-min_seconds=1.0      # utterances shorter than this are excluded from pretraining
-max_seconds=30.0     # utterances longer than this are excluded from pretraining
+eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each of ${default_eval_sets} the corpus has)
+min_seconds=${default_min_seconds}  # utterances shorter than this are excluded from pretraining
+max_seconds=${default_max_seconds}  # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy="baseline progressive"  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
-model=               # model preset (tiny (tests), small (CPU), base, large) or a config YAML (empty: small for builtin, base otherwise)
+strategy=${default_strategies}  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+model=               # model preset or a config YAML (empty: ${default_model_builtin} for builtin, ${default_model_librispeech} otherwise); waveform: tiny (tests), small (CPU), base, large; log-mel: mel_tiny (tests), mel_small (CPU)
 targets_dir=dump/targets  # k-means features, models and labels, named by source, K and a digest of what else makes them
-kmeans_portion=0.1   # share of the pretraining utterances k-means is fitted on (as fairseq/ESPnet: 10%)
-keep_features=false  # true: store every set's k-means features whole before labelling (false: only the fit portion's; labels by streaming)
-feature_dtype=float16  # precision of the stored k-means features (float16 or float32)
+kmeans_portion=${default_kmeans_portion}  # share of the pretraining utterances k-means is fitted on (as fairseq and ESPnet fit it)
+keep_features=${default_keep_features}  # true: store every set's k-means features whole before labelling (false: only the fit portion's; labels by streaming)
+feature_dtype=${default_feature_dtype}  # precision of the stored k-means features (float16 or float32)
 pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
-budget=ratio         # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
+budget=${default_budget}  # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
                      #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
-builtin_pretrain_steps=1200  # built-in corpus: default budget when pretrain_steps is empty
+builtin_pretrain_steps=${default_builtin_pretrain_steps}  # built-in corpus: default budget when pretrain_steps is empty
 snapshot_every=      # keep a snapshot every N global steps instead of the schedules' own (empty: theirs)
-builtin_snapshot_every=300  # built-in corpus at its default budget: snapshot_every when that is empty
+builtin_snapshot_every=${default_builtin_snapshot_every}  # built-in corpus at its default budget: snapshot_every when that is empty
 pretrain_args=       # extra options of espnet_hubert_ae.bin.pretrain, e.g. "--launcher 'torchrun ...' -- --multiprocessing_distributed false"
 # Analysis
-analysis_set=dev_clean          # data set analysed (needs phones.ctm and words.ctm)
+analysis_set=${default_analysis_set}  # data set analysed (needs phones.ctm and words.ctm)
 analysis_checkpoints=all        # registered checkpoint names to analyse (all: every one stage 6 registered)
-reference_strategy=baseline     # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
+reference_strategy=${default_reference_strategy}  # strategy whose budget --pretrain_steps is, and whose final score defines time-to-target
 analysis_args=                  # extra options of espnet_hubert_ae.bin.analyse, e.g. "--word_embeddings glove.6B.300d.txt --num_phones 30"
 # Downstream evaluations (stages 8-9)
 asr_upstreams=       # registered upstream names or checkpoint .pth files to evaluate (empty: checkpoints of each --strategy run)
-asr_checkpoints_per_run=3  # stage 8 ASR without asr_upstreams: checkpoints of each run, spread over its steps, the last included (CER time-to-target)
+asr_checkpoints_per_run=${default_asr_checkpoints_per_run}  # stage 8 ASR without asr_upstreams: checkpoints of each run, spread over its steps, the last included (CER time-to-target)
 asr_controls="fbank random_init"  # controls beside them: fbank (80-d log-mel), random_init (the first run's model untrained)
 asr_eval_sets=       # stages 8-9 evaluation sets (empty: --eval_sets if given, else dev_clean test_clean for builtin, every dev/test set otherwise)
-superb_config=       # stage 8 ASR template, preset or YAML (empty: superb_tiny for builtin, superb otherwise)
+superb_config=       # stage 8 ASR template, preset or YAML (empty: ${default_superb_config_builtin} for builtin, ${default_superb_config_librispeech} otherwise)
 superb_train_set=    # stage 8 ASR training set (empty: train_10h for builtin, train_pretrain otherwise; SUPERB: train-clean-100)
-pr_config=           # stage 8 phoneme-recognition template, preset or YAML (empty: pr_tiny for builtin, pr otherwise)
+pr_config=           # stage 8 phoneme-recognition template, preset or YAML (empty: ${default_pr_config_builtin} for builtin, ${default_pr_config_librispeech} otherwise)
 pr_train_set=        # stage 8 PR training set, aligned by stage 3 (empty: as superb_train_set; none: no PR)
-cache_dtype=float16  # stage 8: precision of the cached hidden states (float16 or float32)
-finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of train_10h train_1h train_10min the corpus has)
+cache_dtype=${default_cache_dtype}  # stage 8: precision of the cached hidden states (float16 or float32)
+finetune_splits=     # fine-tuning sets, e.g. train_1h (empty: builtin train_10min; else each of ${default_finetune_sets} the corpus has)
 finetune_config=     # stage 9 template, preset or YAML (empty: finetune_tiny for builtin, finetune_<split> otherwise)
 reset_top_layers=    # stage 9: top transformer layers re-initialised before fine-tuning; a list is a sweep (empty: "0 2" for builtin, "0 1 2 3" otherwise)
-asr_valid_set=dev_clean      # stages 8-9: validation set for model selection
+asr_valid_set=${default_valid_set}  # stages 8-9: validation set for model selection
 asr_lm=              # n-gram LM for decoding (not supported yet: greedy CTC only)
+# Progress
+progress_reference=  # stage times of a reference run (stage_times.tsv format) for the progress line's time left (empty: none)
 ### end options
 
 . ./local/parse_options.sh
-. ./path.sh
 . ./cmd.sh
 . ./db.sh
 
@@ -87,12 +94,12 @@ done
 datadir=data
 dumpdir=dump/raw
 expdir=exp
-pretrain_set=train_pretrain
-valid_set=dev_clean  # pretraining's validation set
+pretrain_set=${default_pretrain_set}
+valid_set=${default_valid_set}  # pretraining's validation set
 # Sets named by --eval_sets / --finetune_splits must exist; left unnamed, each standard set is
 # used where the corpus has it, and a missing one is skipped with a note.
-eval_list=${eval_sets:-dev_clean dev_other test_clean test_other}
-finetune_list=${finetune_splits:-train_10h train_1h train_10min}
+eval_list=${eval_sets:-${default_eval_sets}}
+finetune_list=${finetune_splits:-${default_finetune_sets}}
 builtin_or() { if [ "${data}" = builtin ]; then echo "$1"; else echo "$2"; fi; }
 # Words of the first argument that are not among the other arguments, each once.
 sets_not_in() {
@@ -102,9 +109,12 @@ sets_not_in() {
     done
 }
 # Stage 8's training sets: stage 2 formats them, stage 3 aligns the phoneme-recognition one.
-superb_set=${superb_train_set:-$(builtin_or train_10h train_pretrain)}
+superb_set=${superb_train_set:-$(builtin_or train_10h "${pretrain_set}")}
 pr_set=${pr_train_set:-${superb_set}}
 pr_aligned=$([ "${pr_set}" = none ] || echo "${pr_set}")
+# Stage 8's templates (stage 9's frozen fbank row trains the ASR one).
+superb_template=${superb_config:-$(builtin_or "${default_superb_config_builtin}" "${default_superb_config_librispeech}")}
+pr_template=${pr_config:-$(builtin_or "${default_pr_config_builtin}" "${default_pr_config_librispeech}")}
 
 # One recipe directory holds one corpus: refuse to mix them in data/.
 corpus_marker=${datadir}/.corpus
@@ -114,20 +124,29 @@ if [ -f "${corpus_marker}" ] && [ "$(cat "${corpus_marker}")" != "${data}" ]; th
     exit 2
 fi
 
-# Each stage that runs to its end appends "stage, start, seconds, command" to exp/stage_times.tsv
-# (the report's "where the time goes"); run_stage closes the previous stage's timer.
+# Each stage that runs to its end appends "stage, start, wall seconds, CPU seconds, command" to
+# exp/stage_times.tsv (the report's "where the time goes"; the CPU of this shell's whole process
+# tree: every job a stage runs is its child); run_stage closes the previous stage's timer and
+# prints the progress line (stages done, left, time left by --progress_reference at this pace).
+clock_ticks=$(getconf CLK_TCK)
+tree_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$$/stat"; }
+run_start=$(date +%s)
 timed_stage=
 stage_timer_end() {
     [ -n "${timed_stage}" ] || return 0
     mkdir -p "${expdir}"
-    printf '%s\t%s\t%s\t%s\n' "${timed_stage}" "$(date -d "@${timed_start}" '+%F %T')" \
-        "$(($(date +%s) - timed_start))" "${command_line}" >> "${expdir}/stage_times.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\n' "${timed_stage}" "$(date -d "@${timed_start}" '+%F %T')" \
+        "$(($(date +%s) - timed_start))" "$(awk -v a="${timed_cpu}" -v b="$(tree_cpu_ticks)" -v t="${clock_ticks}" \
+        'BEGIN { printf "%.1f", (b - a) / t }')" "${command_line}" \
+        >> "${expdir}/stage_times.tsv"
     timed_stage=
 }
 run_stage() {
     stage_timer_end
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ] || return 1
-    timed_stage=$1 timed_start=$(date +%s)
+    log "$(python -m espnet_hubert_ae.bin.stage_progress --times "${expdir}/stage_times.tsv" --since "${run_start}" \
+        --next "$1" --last "${stop_stage}" ${progress_reference:+--reference "${progress_reference}"} 2>&1)" || true
+    timed_stage=$1 timed_start=$(date +%s) timed_cpu=$(tree_cpu_ticks)
 }
 # The sets of a list that stage 2 formatted, one a line; a missing one is skipped with a note.
 present_sets() {
@@ -143,7 +162,7 @@ read -r -a strategies <<< "${strategy}"
 [ ${#strategies[@]} -gt 0 ] || { echo "$0: --strategy is empty" >&2; exit 2; }
 found=$(names strategy "${strategies[@]}") || { echo "$0: --strategy ${strategy}: see the error above" >&2; exit 2; }
 mapfile -t strategy_names <<< "${found}"
-[ -n "${model}" ] || model=$([ "${data}" = builtin ] && echo small || echo base)
+[ -n "${model}" ] || model=$(builtin_or "${default_model_builtin}" "${default_model_librispeech}")
 model_config=$(names config model "${model}") || { echo "$0: --model ${model}: see the error above" >&2; exit 2; }
 steps=${pretrain_steps}
 [ -z "${steps}" ] && [ "${data}" = builtin ] && steps=${builtin_pretrain_steps}
@@ -313,7 +332,7 @@ if run_stage 8; then
     # shellcheck disable=SC2086
     ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/asr_superb/logs/superb.JOB.log" \
         python -m espnet_hubert_ae.bin.superb_asr "${asr_which[@]}" "${controls[@]}" \
-            --config "${superb_config:-$(builtin_or superb_tiny superb)}" \
+            --config "${superb_template}" \
             --train_set "${dumpdir}/${superb_set}" --eval_sets ${evals} --token_text_sets ${token_sets} \
             --exp_root "${expdir}/asr_superb" "${asr_per_run[@]}" "${common[@]}"
     if [ "${pr_set}" = none ]; then
@@ -326,7 +345,7 @@ if run_stage 8; then
         # shellcheck disable=SC2086
         ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/pr/logs/pr.JOB.log" \
             python -m espnet_hubert_ae.bin.phone_recognition "${asr_which[@]}" "${controls[@]}" \
-                --config "${pr_config:-$(builtin_or pr_tiny pr)}" \
+                --config "${pr_template}" \
                 --train_set "${dumpdir}/${pr_set}" --eval_sets ${evals} \
                 --exp_root "${expdir}/pr" "${common[@]}"
     fi
@@ -350,7 +369,7 @@ if run_stage 9; then
         # shellcheck disable=SC2086
         ${gpu_cmd} --gpu "${ngpu}" JOB=1:"${downstream_jobs}" "${expdir}/finetune/logs/${split}.JOB.log" \
             python -m espnet_hubert_ae.bin.finetune "${asr_which[@]}" "${controls[@]}" --config "${config}" \
-                --frozen_config "${superb_config:-$(builtin_or superb_tiny superb)}" \
+                --frozen_config "${superb_template}" \
                 --train_set "${dumpdir}/${split}" --valid_set "${dumpdir}/${asr_valid_set}" \
                 --eval_sets ${evals} --reset_top_layers ${reset_top_layers} --token_text_sets ${token_sets} \
                 --exp_root "${expdir}/finetune" --seeds "${seeds}" --cache_root "${expdir}/features" \

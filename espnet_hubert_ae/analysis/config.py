@@ -6,6 +6,7 @@ import dataclasses
 
 from espnet_hubert_ae.analysis import AnalysisError
 from espnet_hubert_ae.analysis.cca import REGULARISERS, CCASettings, Reduction, check_protocol
+from espnet_hubert_ae.defaults import SEED, SEEDS
 from espnet_hubert_ae.utils.fileio import file_identity
 
 # metric -> the measures (named layer curves) it produces; a metric is the unit of caching.
@@ -46,10 +47,10 @@ class AnalysisConfig:
     word_embedding_dim: int | None = None  # expected embedding dimension (None: the file's)
     probe_frames: int = 30000  # frames sampled for the phone probe and the clusters
     test_speakers: float = 1 / 3  # share of the speakers whose frames test the probe and the clusters
-    seeds: tuple[int, ...] = (1,)  # one speaker split of the frame sample per seed
+    seeds: tuple[int, ...] = SEEDS  # one speaker split of the frame sample per seed
     kmeans_k: int = 100  # clusters for the cluster-quality metric
     layer_group: int | None = None  # layers per model pass (None: all in one pass)
-    seed: int = 1  # the samples: utterances, instances, folds, frames
+    seed: int = SEED  # the samples: utterances, instances, folds, frames
 
     def __post_init__(self):
         unknown = sorted(set(self.metrics) - set(METRICS))

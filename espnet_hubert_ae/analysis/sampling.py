@@ -172,8 +172,10 @@ class DataPlan:
         """Frames of utterance ``index`` sampled for the probe / clusters, and their phone labels
         (silence included; frames outside every phone segment are never sampled).
 
-        The sample depends on the utterance alone (its 50 Hz frame count from the conv
-        arithmetic), so every checkpoint and every input control is measured on the same frames.
+        The sample depends on the utterance (its 50 Hz frame count from the conv arithmetic,
+        its phones) and its place in the set, and on the rest of the set only through the share
+        of frames sampled (``frame_rate``, from the set's total frame count): every checkpoint
+        and every input control is measured on the same frames.
         """
         utt = self.utterances[index]
         num_frames = conv_frame_count(utt.num_samples)

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from espnet_hubert_ae.data.audio import read_audio
 from espnet_hubert_ae.data.datadir import read_table
+from espnet_hubert_ae.defaults import CACHE_DTYPE
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def cache_dir(cache_root: str | os.PathLike, tag: str, datadir: str | os.PathLik
 
 
 def ensure_cache(source, datadir: str | os.PathLike, cache_root: str | os.PathLike,
-                 dtype: str = "float16", shard_utterances: int = SHARD_UTTERANCES) -> CacheInfo:
+                 dtype: str = CACHE_DTYPE, shard_utterances: int = SHARD_UTTERANCES) -> CacheInfo:
     """The cache of ``source`` (see :mod:`espnet_hubert_ae.asr.sources`) on a data directory.
 
     Reused when finished with the same source; otherwise extracted, resuming an interrupted

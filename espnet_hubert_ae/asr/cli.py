@@ -16,19 +16,22 @@ from espnet_hubert_ae.asr.cache import DTYPES
 from espnet_hubert_ae.asr.espnet_run import TrainingError
 from espnet_hubert_ae.asr.pipeline import run_checkpoints
 from espnet_hubert_ae.asr.seeds import summary_table
+from espnet_hubert_ae.defaults import CACHE_DTYPE, SEEDS
 from espnet_hubert_ae.utils.seeds import parse_seeds
 from espnet_hubert_ae.utils.cli import limit_threads
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 
-def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argparse.ArgumentParser:
-    """The shared options; ``layout`` says where under ``--exp_root`` an experiment goes."""
+def experiment_parser(doc: str, config: str, exp_root: str, layout: str,
+                      checkpoints_per_run: int = 1) -> argparse.ArgumentParser:
+    """The shared options; ``layout`` says where under ``--exp_root`` an experiment goes, and
+    ``checkpoints_per_run`` how many checkpoints of a ``--run`` the command evaluates by default."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--upstream", nargs="+", action="extend", default=[],
                    help="registered upstream names, checkpoint .pth files, or fbank (the log-mel control)")
     p.add_argument("--run", nargs="+", action="extend", default=[],
                    help="pretraining runs (their run tags): evaluate their registered checkpoints")
-    p.add_argument("--checkpoints_per_run", type=int, default=1,
+    p.add_argument("--checkpoints_per_run", type=int, default=checkpoints_per_run,
                    help="with --run: this many checkpoints of each run, spread over its steps, the last "
                         "included (1: the last only)")
     p.add_argument("--random_init", default=None,
@@ -43,7 +46,7 @@ def experiment_parser(doc: str, config: str, exp_root: str, layout: str) -> argp
     p.add_argument("--exp_root", type=Path, default=Path(exp_root), help=f"experiments go to {layout}")
     p.add_argument("--exp_dir", type=Path, default=None, help="explicit experiment directory (overrides --exp_root)")
     p.add_argument("--ngpu", type=int, default=0)
-    p.add_argument("--seeds", nargs="+", default=["1"],
+    p.add_argument("--seeds", nargs="+", default=[str(s) for s in SEEDS],
                    help='seeds, one training each, summarised as mean and std, e.g. --seeds "1 2 3"')
     p.add_argument("--nj", type=int, default=1, help="number of parallel jobs sharing the upstreams")
     p.add_argument("--job", type=int, default=1, help="this job's index, 1..nj")
@@ -55,7 +58,7 @@ def add_cache_options(p: argparse.ArgumentParser) -> None:
     """Where cached hidden states live (templates with ``frontend: layer_sum``)."""
     p.add_argument("--cache_root", type=Path, default=Path("exp/features"),
                    help="feature caches, <cache_root>/<upstream>/<set>/ (extracted when missing)")
-    p.add_argument("--dtype", choices=DTYPES, default="float16", help="precision of newly extracted caches")
+    p.add_argument("--dtype", choices=DTYPES, default=CACHE_DTYPE, help="precision of newly extracted caches")
 
 
 def upstream_list(args: argparse.Namespace) -> list[tuple[str, str | None]]:

@@ -119,9 +119,13 @@ class IdentityEncoder(AbsEncoder):
 
 
 def register() -> None:
-    """Make ``frontend: layer_sum`` and ``encoder: blstm / identity`` known to ESPnet's ASR task."""
+    """Make ``frontend: layer_sum`` and ``encoder: blstm / identity`` known to ESPnet's ASR task,
+    with the log-mel HuBERT encoder (fine-tuning the log-mel family)."""
     from espnet2.tasks import asr
 
+    from espnet_hubert_ae.model.encoders import register as register_logmel_encoder
+
+    register_logmel_encoder(asr)
     asr.frontend_choices.classes.setdefault(FRONTEND_NAME, WeightedLayerSum)
     asr.encoder_choices.classes.setdefault(BLSTM_NAME, BiLSTMEncoder)
     asr.encoder_choices.classes.setdefault(IDENTITY_NAME, IdentityEncoder)

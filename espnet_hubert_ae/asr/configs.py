@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 UPSTREAM_NAME = "hubert_ae_local"
 CACHED_FRONTEND = "layer_sum"  # espnet_hubert_ae.asr.components
 LIVE_FRONTEND = "s3prl"
-FINETUNE_ENCODER = "torchaudiohubert"  # ESPnet ASR's name for TorchAudioHuBERTPretrainEncoder
+FINETUNE_ENCODER = "torchaudiohubert"  # ESPnet ASR's name for TorchAudioHuBERTPretrainEncoder (waveform)
 DEFAULT_EMBED_DIM = 768  # TorchAudioHuBERTPretrainEncoder's default encoder_embed_dim
 
 
@@ -98,10 +98,16 @@ def finetune_config(template: dict, pretrain_config: str | os.PathLike) -> dict:
     Every ``encoder_conf`` key of the pretraining config is kept unless the template sets it
     (masking, dropout, layer drop and the freezing schedule are fine-tuning choices).
     """
+    from espnet_hubert_ae.model.encoders import asr_encoder_name
+
     config = copy.deepcopy(template)
     if config.get("encoder") != FINETUNE_ENCODER:
         raise ConfigError(f"a fine-tuning template needs `encoder: {FINETUNE_ENCODER}`")
-    encoder_conf = {**_encoder_conf_of(pretrain_config), **(config.get("encoder_conf") or {})}
+    pretrained = load_yaml(pretrain_config)
+    _check_pretrain_config(pretrained, pretrain_config)
+    # The template names the waveform encoder; the checkpoint's front end decides.
+    config["encoder"] = asr_encoder_name(pretrained["encoder"])
+    encoder_conf = {**(pretrained.get("encoder_conf") or {}), **(config.get("encoder_conf") or {})}
     encoder_conf["finetuning"] = True
     config["encoder_conf"] = encoder_conf
     _check_channel_mask(encoder_conf)
@@ -127,13 +133,18 @@ def _check_channel_mask(encoder_conf: dict) -> None:
         )
 
 
+def _check_pretrain_config(config: dict, path: str | os.PathLike) -> None:
+    from espnet_hubert_ae.model.hubert import ENCODER_NAMES
+
+    if config.get("encoder") not in ENCODER_NAMES:
+        raise ConfigError(
+            f"{path}: not an ESPnet torchaudio HuBERT pretraining config (encoder {config.get('encoder')!r})"
+        )
+
+
 def _encoder_conf_of(pretrain_config: str | os.PathLike) -> dict:
     config = load_yaml(pretrain_config)
-    if config.get("encoder") != "torchaudio_hubert":
-        raise ConfigError(
-            f"{pretrain_config}: not an ESPnet torchaudio HuBERT pretraining config "
-            f"(encoder {config.get('encoder')!r})"
-        )
+    _check_pretrain_config(config, pretrain_config)
     return dict(config.get("encoder_conf") or {})
 
 

@@ -29,6 +29,7 @@ from espnet_hubert_ae.asr.reset import write_init_state
 from espnet_hubert_ae.asr.seeds import run_seeds, seed_dir
 from espnet_hubert_ae.asr.sources import FBANK, feature_source
 from espnet_hubert_ae.asr.tokens import CHARS, PHONES, Units
+from espnet_hubert_ae.defaults import CACHE_DTYPE, SEEDS
 from espnet_hubert_ae.utils.fileio import done_marker
 
 
@@ -70,11 +71,11 @@ def run_frozen(
     eval_dirs: Sequence[Path],
     *,
     units: Units = CHARS,
-    seeds: Sequence[int] = (1,),
+    seeds: Sequence[int] = SEEDS,
     kind: str | None = None,
     control: str | None = None,
     cache_root: str | os.PathLike = "exp/features",
-    dtype: str = "float16",
+    dtype: str = CACHE_DTYPE,
     token_text_dirs: Sequence[Path] = (),
     alignment_dirs: Sequence[Path] = (),
     upstream_name: str = "hubert_ae_local",
@@ -131,7 +132,7 @@ def run_finetune(
     eval_dirs: Sequence[Path],
     *,
     reset_top_layers: int = 0,
-    seeds: Sequence[int] = (1,),
+    seeds: Sequence[int] = SEEDS,
     control: str | None = None,
     token_text_dirs: Sequence[Path] = (),
     ngpu: int = 0,

@@ -13,7 +13,6 @@ its numbers to mean learning. The control is a checkpoint like any other:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from espnet_hubert_ae.defaults import SEED
 from espnet_hubert_ae.upstream.registry import CheckpointRef, Registry, open_registry, resolve_upstream
 from espnet_hubert_ae.utils.fileio import atomic_open
 from espnet_hubert_ae.utils.naming import upstream_name
@@ -34,13 +34,13 @@ def registered_step0(ref: CheckpointRef, registry: Registry) -> CheckpointRef | 
     return registry.get(upstream_name(ref.run, 1, 0)) if ref.run else None
 
 
-def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1) -> str:
+def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = SEED) -> str:
     """A checkpoint of ``like``'s architecture at initialisation (see the module docstring):
     the registered name of the run's step-0 snapshot, else the path of a model built here.
 
     ``like`` is a checkpoint .pth, a registered name, or a run tag (its last checkpoint).
     """
-    from espnet2.tasks.hubert import HubertTask
+    from espnet_hubert_ae.model.hubert import build_pretrain_model
 
     registry = open_registry()
     ref = registry.last(like) if like in registry.runs() else registry.ref(like)
@@ -55,7 +55,7 @@ def random_init_checkpoint(like: str, out_dir: str | os.PathLike, seed: int = 1)
         return str(path)
     config = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     torch.manual_seed(seed)
-    model = HubertTask.build_model(argparse.Namespace(**config))
+    model = build_pretrain_model(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_open(out_dir / "config.yaml") as f, open(config_path, encoding="utf-8") as src:
         shutil.copyfileobj(src, f)

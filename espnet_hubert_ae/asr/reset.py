@@ -47,19 +47,21 @@ def num_transformer_layers(encoder_state: dict[str, Tensor]) -> int:
     return max(indices) + 1
 
 
-def fresh_encoder_state(encoder_conf: dict, seed: int) -> dict[str, Tensor]:
-    """State dict of a newly initialised encoder built from ``encoder_conf`` (pretraining config)."""
-    from espnet2.asr.encoder.hubert_encoder import TorchAudioHuBERTPretrainEncoder
+def fresh_encoder_state(encoder_conf: dict, seed: int, encoder: str = "torchaudio_hubert") -> dict[str, Tensor]:
+    """State dict of a newly initialised encoder built from a pretraining config's ``encoder``
+    (name) and ``encoder_conf``."""
+    from espnet_hubert_ae.model.encoders import pretrain_encoder_class
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # input_size is unused by this encoder (it reads raw audio) but type-checked.
-        encoder = TorchAudioHuBERTPretrainEncoder(**{"input_size": 1, **encoder_conf})
-    return encoder.state_dict()
+        module = pretrain_encoder_class(encoder)(**{"input_size": 1, **encoder_conf})
+    return module.state_dict()
 
 
 def reset_top_layers(
-    encoder_state: dict[str, Tensor], encoder_conf: dict, num_reset: int, seed: int = 0
+    encoder_state: dict[str, Tensor], encoder_conf: dict, num_reset: int, seed: int = 0,
+    encoder: str = "torchaudio_hubert",
 ) -> tuple[dict[str, Tensor], list[str]]:
     """Copy of ``encoder_state`` whose top ``num_reset`` transformer layers are re-initialised.
 
@@ -72,7 +74,7 @@ def reset_top_layers(
     state = dict(encoder_state)
     if num_reset == 0:
         return state, []
-    fresh = fresh_encoder_state(encoder_conf, seed)
+    fresh = fresh_encoder_state(encoder_conf, seed, encoder)
     prefixes = tuple(layer_prefix(i) for i in range(total - num_reset + 1, total + 1))
     reset_keys = sorted(k for k in state if k.startswith(prefixes))
     for key in reset_keys:
@@ -114,7 +116,8 @@ def write_init_state(
 
     model, config_dict = load_pretrain_model(checkpoint, config)
     state = finetuning_init_state(model.state_dict())
-    state, reset_keys = reset_top_layers(state, config_dict.get("encoder_conf") or {}, num_reset, seed)
+    state, reset_keys = reset_top_layers(state, config_dict.get("encoder_conf") or {}, num_reset, seed,
+                                         config_dict["encoder"])
     with atomic_open(path, "wb") as f:
         torch.save(state, f)
     return reset_keys

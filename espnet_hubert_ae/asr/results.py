@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from espnet_hubert_ae.asr.seeds import SUMMARY
+from espnet_hubert_ae.defaults import ANALYSIS_SET
 from espnet_hubert_ae.upstream.registry import CheckpointRef, Registry, read_registry
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def collect_downstream(exp_root: str | Path, registry: Registry | None = None) -
     return found
 
 
-def downstream_json(results: list[DownstreamResult], registry: Registry, eval_set: str = "dev_clean") -> dict:
+def downstream_json(results: list[DownstreamResult], registry: Registry, eval_set: str = ANALYSIS_SET) -> dict:
     """``{"asr": {...}, "pr": {...}}`` of results.json: per control and per run's final
     checkpoint, on ``eval_set``. Where one name was evaluated with several configs, the most
     recently finished evaluation is kept (a warning says so)."""
@@ -109,7 +110,7 @@ def downstream_json(results: list[DownstreamResult], registry: Registry, eval_se
     return out
 
 
-def downstream_results(exp_root: str | Path = "exp", eval_set: str = "dev_clean") -> dict:
+def downstream_results(exp_root: str | Path = "exp", eval_set: str = ANALYSIS_SET) -> dict:
     """The ``asr`` and ``pr`` parts of results.json for a recipe's exp/ directory."""
     registry_path = Path(exp_root) / "upstreams.json"
     registry = read_registry(registry_path) if registry_path.is_file() else Registry()

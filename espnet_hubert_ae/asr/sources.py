@@ -14,12 +14,11 @@ first transformer layer, then one state per transformer layer: N + 1 states, see
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
-from espnet_hubert_ae.model.hubert import conv_layers_of, hidden_states, load_pretrain_model, num_layers, wav2vec2_of
+from espnet_hubert_ae.model.hubert import embed_dim, frame_grid, hidden_states, load_pretrain_model, num_layers
 from espnet_hubert_ae.utils.fileio import file_digest
 from espnet_hubert_ae.utils.naming import upstream_tag
 
@@ -79,11 +78,11 @@ class CheckpointSource:
 
     @property
     def layer_dim(self) -> int:
-        return int(wav2vec2_of(self.model).encoder.feature_projection.projection.out_features)
+        return embed_dim(self.model)
 
     @property
     def frame_rate(self) -> float:
-        return SAMPLE_RATE / math.prod(stride for _, stride in conv_layers_of(self.model))
+        return frame_grid(self.model).frame_rate(SAMPLE_RATE)
 
     def identity(self) -> dict:
         if self._digest is None:

@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m espnet_hubert_ae.bench features", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--checkpoint", type=Path, default=None, help="ESPnet HuBERT .pth [random HuBERT Base]")
-    p.add_argument("--model", choices=["base", "tiny"], default="base", help="shape of the random model")
+    p.add_argument("--model", choices=["base", "tiny"], default="base",
+                   help="shape of the random model (this benchmark's own default: HuBERT Base's, not the recipe's model)")
     p.add_argument("--layer", type=int, default=None, help="layer to extract [half the layers: 6 of 12]")
     p.add_argument("--seconds", type=float, default=16.0, help="audio per batch")
     p.add_argument("--batch", type=int, default=2, help="utterances per batch (the audio is split among them)")

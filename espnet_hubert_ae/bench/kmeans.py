@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from espnet_hubert_ae.defaults import SEED
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m espnet_hubert_ae.bench kmeans", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--cases", nargs="*", choices=["mfcc", "768d"], default=["mfcc", "768d"])
-    p.add_argument("--builtin_minutes", type=float, default=10.0, help="mfcc case: minutes of built-in audio")
+    p.add_argument("--builtin_minutes", type=float, default=10.0,
+                   help="mfcc case: minutes of built-in audio (this benchmark's own size, not the recipe's "
+                        "--builtin_minutes: enough frames for K=100, minutes of generation)")
     p.add_argument("--mfcc_frames", type=int, default=100000, help="mfcc case, synthetic fallback: frames")
     p.add_argument("--k_mfcc", type=int, default=100)
     p.add_argument("--frames_768", type=int, default=10000, help="768d case: frames (200000 for a HuBERT-scale fit: about 15 min for the sklearn reference on 2 cores)")
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory_frames", type=int, default=40000, help="memory test: 768-d frames at 1x")
     p.add_argument("--memory_scales", type=int, nargs="*", default=[1, 2, 4])
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder [a temporary one]")
     p.add_argument("--fit_dump", type=Path, default=None, help=argparse.SUPPRESS)  # memory-test child
     p.add_argument("--fit_k", type=int, default=100, help=argparse.SUPPRESS)

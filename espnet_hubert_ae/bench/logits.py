@@ -17,12 +17,13 @@ import argparse
 import json
 import time
 
+from espnet_hubert_ae.defaults import MODEL
 from espnet_hubert_ae.utils.cli import limit_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="small", help="model preset or config YAML")
+    p.add_argument("--model", default=MODEL.builtin, help="model preset or config YAML (the demo's)")
     p.add_argument("--k", type=int, nargs="+", default=[100, 500], help="numbers of target classes")
     p.add_argument("--seconds", type=float, default=32.0, help="seconds of audio per step (4 utterances)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant, after one warm-up step")
@@ -31,19 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_model(model: str, num_classes: int):
-    """The preset's torchaudio ``HuBERTPretrainModel``, as ESPnet's ``torchaudio_hubert`` encoder
-    builds it, and its conv stack's ``(kernel, stride)`` pairs."""
+    """The preset's torchaudio ``HuBERTPretrainModel``, as its ESPnet encoder builds it, and the
+    preset's frame counter."""
     import yaml
-    from espnet2.asr.encoder.hubert_encoder import TorchAudioHuBERTPretrainEncoder
 
-    from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS
+    from espnet_hubert_ae.model.encoders import pretrain_encoder_class
+    from espnet_hubert_ae.model.hubert import frame_counter
     from espnet_hubert_ae.utils.presets import resolve_preset
 
-    conf = yaml.safe_load(resolve_preset("model", model).read_text())["encoder_conf"]
-    encoder = TorchAudioHuBERTPretrainEncoder(input_size=1, num_classes=num_classes, **conf)
-    layers = conf.get("extractor_conv_layer_config")
-    conv = [(kernel, stride) for _, kernel, stride in layers] if layers else BASE_CONV_LAYERS
-    return encoder.hubert_pretrain_model, conv
+    config = yaml.safe_load(resolve_preset("model", model).read_text())
+    encoder = pretrain_encoder_class(config["encoder"])(input_size=1, num_classes=num_classes, **config["encoder_conf"])
+    return encoder.hubert_pretrain_model, frame_counter(config)
 
 
 def time_steps(model, wav, lengths, labels, steps: int) -> float:
@@ -81,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from espnet_hubert_ae.data.datadir import SAMPLE_RATE
-    from espnet_hubert_ae.model.frames import conv_frame_count
     from espnet_hubert_ae.model.logits import use_matmul_logits
 
     samples = int(args.seconds * SAMPLE_RATE / 4)
@@ -90,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model}, {args.seconds:g} s of audio per step, {threads} threads")
     for k in args.k:
         torch.manual_seed(0)
-        model, conv = build_model(args.model, k)
-        labels = torch.randint(0, k, (4, conv_frame_count(samples, conv)))
+        model, count_frames = build_model(args.model, k)
+        labels = torch.randint(0, k, (4, count_frames(samples)))
         difference = logit_difference(model.logit_generator, k)
         stock = time_steps(model, wav, lengths, labels, args.steps)
         use_matmul_logits(model)

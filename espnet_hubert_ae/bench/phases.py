@@ -26,20 +26,24 @@ import json
 import shutil
 from pathlib import Path
 
+from espnet_hubert_ae import defaults
 from espnet_hubert_ae.utils.cli import limit_threads, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--strategy", default="progressive", help="strategy preset or schedule YAML")
-    p.add_argument("--model", default="small", help="model preset or config YAML")
-    p.add_argument("--pretrain_steps", type=int, default=1200,
+    p.add_argument("--strategy", default="progressive",
+                   help="strategy preset or schedule YAML (this benchmark's own default: the schedule with the "
+                        "most phase switches)")
+    p.add_argument("--model", default=defaults.MODEL.builtin, help="model preset or config YAML (the demo's)")
+    p.add_argument("--pretrain_steps", type=int, default=defaults.BUILTIN_PRETRAIN_STEPS,
                    help="budget of --budget_reference (the demo's); the strategy keeps its schedule's ratio to it")
-    p.add_argument("--budget_reference", default="baseline")
-    p.add_argument("--builtin_minutes", type=float, default=120.0, help="pretraining audio of the corpus made for it")
+    p.add_argument("--budget_reference", default=defaults.REFERENCE_STRATEGY)
+    p.add_argument("--builtin_minutes", type=float, default=defaults.BUILTIN_MINUTES,
+                   help="pretraining audio of the corpus made for it (the demo's)")
     p.add_argument("--workdir", type=Path, default=Path("exp/bench/phases"))
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--run_dir", type=Path, default=None,
                    help="a finished pretraining run (exp/pretrain/<run>) to read instead of training one")
     return p

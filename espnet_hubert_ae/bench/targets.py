@@ -113,12 +113,14 @@ def random_checkpoint(preset: str, directory: Path) -> Path:
     import yaml
 
     from espnet_hubert_ae.model.factory import write_random_checkpoint
+    from espnet_hubert_ae.model.hubert import ENCODER_NAME
     from espnet_hubert_ae.utils.presets import resolve_preset
 
     if (directory / "model.pth").is_file():
         return directory / "model.pth"
-    encoder_conf = yaml.safe_load(resolve_preset("model", preset).read_text())["encoder_conf"]
-    return write_random_checkpoint(directory, encoder_conf, num_classes=100, seed=1)
+    config = yaml.safe_load(resolve_preset("model", preset).read_text())
+    return write_random_checkpoint(directory, config["encoder_conf"], num_classes=100, seed=1,
+                                   encoder=config.get("encoder", ENCODER_NAME))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

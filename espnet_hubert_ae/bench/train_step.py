@@ -31,7 +31,9 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
+    p.add_argument("--model", default="tiny",
+                   help="model preset (tiny, small, base, large) or a config YAML (this benchmark's own default: "
+                        "tiny, a quick measurement; the recipe's models are a --model away)")
     p.add_argument("--k", type=int, default=100, help="number of clusters (label classes)")
     p.add_argument("--batch", type=int, default=4, help="utterances per batch")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds of audio per utterance")
@@ -51,17 +53,18 @@ def make_model(model_name: str, k: int, device: str):
     from espnet_hubert_ae.pretrain.task import PhaseHubertTask
 
     model_config = yaml.safe_load(resolve_preset("model", model_name).read_text())
-    config = pretrain_config(model_config["encoder_conf"], k)
+    config = pretrain_config(model_config["encoder_conf"], k, model_config["encoder"])
     config["model_conf"] = {}
     torch.manual_seed(0)
     model = PhaseHubertTask.build_model(argparse.Namespace(**config)).to(device)
     return model, model_config
 
 
-def make_batches(count: int, batch: int, seconds: float, k: int, seed: int = 0) -> list[tuple[list[str], dict]]:
+def make_batches(count: int, batch: int, seconds: float, k: int, count_frames, seed: int = 0
+                 ) -> list[tuple[list[str], dict]]:
     g = torch.Generator().manual_seed(seed)
     samples = int(seconds * 16000)
-    frames = (samples - 400) // 320 + 1
+    frames = count_frames(samples)
     out = []
     for i in range(count):
         out.append((
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     model, model_config = make_model(args.model, args.k, args.device)
     lr = float(model_config.get("optim_conf", {}).get("lr", 5e-4))
     grad_clip = float(model_config.get("grad_clip", 10.0))
-    batches = make_batches(args.warmup_steps + args.steps, args.batch, args.seconds, args.k)
+    from espnet_hubert_ae.model.hubert import frame_counter
+
+    batches = make_batches(args.warmup_steps + args.steps, args.batch, args.seconds, args.k, frame_counter(model_config))
     initial = copy.deepcopy(model.state_dict())
     audio_seconds = args.steps * args.batch * args.seconds
     timings: dict[str, list[float]] = {"bare": [], "project": []}

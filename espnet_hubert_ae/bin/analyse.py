@@ -24,6 +24,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from espnet_hubert_ae.defaults import REFERENCE_STRATEGY
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 from espnet_hubert_ae.utils.seeds import parse_seeds
 
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the speakers whose frames test the probe and the clusters")
     g.add_argument("--kmeans_k", type=int, default=config.kmeans_k, help="clusters for the cluster-quality metric")
     g = p.add_argument_group("summary")
-    g.add_argument("--reference_strategy", default=None, help="strategy whose final score defines steps-to-target")
+    g.add_argument("--reference_strategy", default=REFERENCE_STRATEGY,
+                   help="strategy whose final score defines steps-to-target (none when it has no analysed checkpoint)")
     g.add_argument("--target_layer", type=int, default=None, help="layer scored for steps-to-target (default: best)")
     return p
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from espnet_hubert_ae.asr.cache import DTYPES, SHARD_UTTERANCES, ensure_cache
 from espnet_hubert_ae.asr.sources import feature_source
+from espnet_hubert_ae.defaults import CACHE_DTYPE
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstreams", nargs="+", required=True, help="fbank, registered names or checkpoint .pth files")
     p.add_argument("--sets", type=Path, nargs="+", required=True, help="data directories (wav.scp)")
     p.add_argument("--cache_root", type=Path, default=Path("exp/features"))
-    p.add_argument("--dtype", choices=DTYPES, default="float16",
+    p.add_argument("--dtype", choices=DTYPES, default=CACHE_DTYPE,
                    help="stored precision (float16: kaldiio's numpy arks, half the size)")
     p.add_argument("--shard_utterances", type=int, default=SHARD_UTTERANCES,
                    help="utterances per shard (the unit of resumption)")

@@ -25,6 +25,7 @@ import functools
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
 from espnet_hubert_ae.asr.pipeline import run_finetune, run_frozen
 from espnet_hubert_ae.asr.sources import FBANK
+from espnet_hubert_ae.defaults import SUPERB_CONFIG
 from espnet_hubert_ae.utils.cli import cli_main
 from espnet_hubert_ae.utils.naming import upstream_tag
 from espnet_hubert_ae.utils.presets import resolve_preset
@@ -35,7 +36,7 @@ def build_parser():
                           "<exp_root>/<config name>/<upstream>/<train set>_reset<N> (fbank: <train set>_frozen)")
     p.add_argument("--reset_top_layers", type=int, nargs="+", default=[0],
                    help="re-initialise the top N transformer layers; several values: a sweep, one experiment each")
-    p.add_argument("--frozen_config", default="superb",
+    p.add_argument("--frozen_config", default=SUPERB_CONFIG.librispeech,
                    help="downstream template of the fbank row, preset or YAML (a cached-feature SUPERB-style config)")
     add_cache_options(p)
     return p

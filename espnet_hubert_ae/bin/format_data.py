@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from espnet_hubert_ae.data.format import MAX_SECONDS, MIN_SECONDS, PRETRAIN_SET, format_sets
+from espnet_hubert_ae.data.format import format_sets
+from espnet_hubert_ae.defaults import MAX_SECONDS, MIN_SECONDS, PRETRAIN_SET
 from espnet_hubert_ae.utils.cli import cli_main, split_names
 
 

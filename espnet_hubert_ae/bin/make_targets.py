@@ -34,7 +34,8 @@ import logging
 import os
 from pathlib import Path
 
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION
+from espnet_hubert_ae.defaults import KEEP_FEATURES, KMEANS_PORTION, SEED
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 logger = logging.getLogger(__name__)
@@ -74,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model config (YAML) whose frame count sets the label count [HuBERT Base's]")  # fmt: skip
     p.add_argument("--portion", type=float, default=KMEANS_PORTION,
                    help="share of train utterances k-means is fitted on")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--nj", type=int, default=1, help="shards of the fit dump and of every set's labels")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: features, k-means and the centroid search")
     p.add_argument("--engine", choices=["faiss", "sklearn"], default="faiss", help="k-means engine")
     p.add_argument("--max_iter", type=int, default=DEFAULT_MAX_ITER, help="faiss engine: Lloyd passes at most")
-    p.add_argument("--keep_features", type=_bool, nargs="?", const=True, default=False,
-                   help="store every set's features whole (and label from them) instead of streaming [false]")
+    p.add_argument("--keep_features", type=_bool, nargs="?", const=True, default=KEEP_FEATURES,
+                   help="store every set's features whole (and label from them) instead of streaming "
+                        f"[{str(KEEP_FEATURES).lower()}]")  # fmt: skip
     p.add_argument("--feature_dtype", choices=sorted(DTYPES), default=DEFAULT_FEATURE_DTYPE,
                    help="precision of stored features (labels use the same rounding either way)")
     p.add_argument("--batch_seconds", type=float, default=DEFAULT_BATCH_SECONDS,

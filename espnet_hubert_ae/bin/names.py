@@ -17,6 +17,7 @@ import argparse
 
 from espnet_hubert_ae.pretrain.schedule import BUDGET_MODES, budget_steps
 from espnet_hubert_ae.utils.cli import cli_main
+from espnet_hubert_ae.defaults import BUDGET
 from espnet_hubert_ae.utils.naming import run_tag, upstream_tag
 from espnet_hubert_ae.utils.presets import PRESET_KINDS, resolve_preset
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", required=True, help="strategy preset or schedule file")
     run.add_argument("--model", required=True, help="model preset or config file")
     run.add_argument("--pretrain_steps", type=int, default=None, help="budget in steps, when one is given")
-    run.add_argument("--budget", choices=BUDGET_MODES, default="ratio", help="as bin.pretrain's --budget")
+    run.add_argument("--budget", choices=BUDGET_MODES, default=BUDGET, help="as bin.pretrain's --budget")
     run.add_argument("--budget_reference", default=None, help="as bin.pretrain's --budget_reference")
     tag = sub.add_parser("upstream_tag", help="the file-name tag of a registered name or a checkpoint path")
     tag.add_argument("upstream")

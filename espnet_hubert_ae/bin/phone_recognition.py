@@ -20,12 +20,13 @@ from pathlib import Path
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
 from espnet_hubert_ae.asr.pipeline import run_frozen
 from espnet_hubert_ae.asr.tokens import PHONES
+from espnet_hubert_ae.defaults import PR_CONFIG
 from espnet_hubert_ae.utils.cli import cli_main
 from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "pr", "exp/pr", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, PR_CONFIG.librispeech, "exp/pr", "<exp_root>/<config name>/<upstream>")
     add_cache_options(p)
     p.add_argument("--alignment_dirs", type=Path, nargs="*", default=[],
                    help="where to look for <set name>/phones.ctm when a data directory has none")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from espnet_hubert_ae import defaults
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads, split_names
 
 
@@ -17,14 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", choices=["builtin", "librispeech"], default="builtin")
     p.add_argument("--datadir", type=Path, default=Path("data"), help="where the data directories go")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=defaults.SEED)
     p.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     g = p.add_argument_group("built-in corpus")
-    g.add_argument("--minutes", type=float, default=30.0, help="minutes of audio in train_pretrain")
+    g.add_argument("--minutes", type=float, default=defaults.BUILTIN_MINUTES, help="minutes of audio in train_pretrain")
     g.add_argument("--audio_dir", type=Path, default=None, help="where the generated audio goes")
     g = p.add_argument_group("LibriSpeech / Libri-light (paths from db.sh)")
     g.add_argument("--librispeech", type=Path, default=None, help="LibriSpeech root (db.sh: LIBRISPEECH)")
-    g.add_argument("--pretrain_splits", nargs="+", default=["train-clean-100"])
+    g.add_argument("--pretrain_splits", nargs="+", default=list(defaults.LIBRISPEECH_PRETRAIN_SPLITS))
     g.add_argument("--eval_sets", nargs="*", default=None,
                    help="evaluation sets to prepare, each required (default: every one the corpus has)")
     g.add_argument("--finetune_sets", nargs="*", default=None,

@@ -4,11 +4,12 @@
         --datadir dump/raw --train_set train_pretrain --valid_set dev_clean --pretrain_steps 120
 
 ``--strategy`` is a strategy preset (baseline, warmstart, height, progressive) or a schedule
-YAML; ``--model`` a model preset (tiny, base, large) or a config YAML. Presets ship with the
+YAML; ``--model`` a model preset (tiny, small, base, large) or a config YAML. Presets ship with the
 package (``espnet_hubert_ae/conf/``, which the recipe's ``conf/`` links to). Outputs go to
 ``exp/pretrain/<strategy>_<model>[_<steps>]/`` (see ``espnet_hubert_ae.pretrain.runner``).
 Rerunning the same command after an interruption resumes: finished phases are skipped and the
-phase in progress continues from its last checkpoint.
+phase in progress continues from its last checkpoint. ``--print_plan`` prints what would run
+(every phase's global steps, targets, K and kept snapshots) as JSON and stops.
 
 Distributed training
 --------------------
@@ -46,9 +47,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from pathlib import Path
 
+from espnet_hubert_ae import defaults
 from espnet_hubert_ae.utils.cli import cli_main, limit_threads
 
 
@@ -59,15 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     job = {f.name: f.default for f in dataclasses.fields(PretrainJob)}  # the defaults, declared there
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", required=True, help="strategy preset or a schedule YAML")
-    p.add_argument("--model", default="tiny", help="model preset (tiny, base, large) or a config YAML")
+    p.add_argument("--model", default=defaults.MODEL.builtin,
+                   help="model preset (tiny, small, base, large) or a config YAML (default: the built-in corpus' model)")
     p.add_argument("--datadir", type=Path, default=Path("dump/raw"), help="directory holding the data sets")
-    p.add_argument("--train_set", default="train_pretrain")
-    p.add_argument("--valid_set", default="dev_clean")
+    p.add_argument("--train_set", default=defaults.PRETRAIN_SET)
+    p.add_argument("--valid_set", default=defaults.VALID_SET)
     p.add_argument("--exp_root", type=Path, default=job["exp_root"])
     p.add_argument("--targets_root", type=Path, default=job["targets_root"], help="where labels and features go")
     p.add_argument("--pretrain_steps", type=int, default=job["pretrain_steps"],
                    help="budget in steps (default: the schedule's own); phases scale proportionally, see --budget")
-    p.add_argument("--budget", choices=BUDGET_MODES, default="ratio",
+    p.add_argument("--budget", choices=BUDGET_MODES, default=defaults.BUDGET,
                    help="ratio: one factor scales every strategy, the one giving --budget_reference --pretrain_steps "
                         "steps (strategies keep their schedule files' ratios); equal: every strategy gets --pretrain_steps")
     p.add_argument("--budget_reference", default=None,
@@ -95,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label_jobs", type=int, default=job["label_jobs"], help="label shards per set [--nj]")
     p.add_argument("--launcher", default=job["launcher"],
                    help="command that launches training workers, e.g. torchrun ...")
+    p.add_argument("--print_plan", action="store_true",
+                   help="print the plan (phases, global steps, snapshots) as JSON and stop: nothing is trained")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then options passed to ESPnet's trainer")
     return p
 
@@ -104,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # faiss' OpenMP threads must not spin
     limit_threads()
-    from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, run_schedule
+    from espnet_hubert_ae.pretrain.runner import PretrainError, PretrainJob, plan_run, run_schedule
     from espnet_hubert_ae.pretrain.schedule import budget_steps
 
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
     sets = {name: args.datadir / name for name in (args.train_set, args.valid_set)}
     for name, path in sets.items():
-        if not (path / "wav.scp").is_file():
+        if not args.print_plan and not (path / "wav.scp").is_file():
             raise FileNotFoundError(f"data set {name}: {path}/wav.scp not found (run the earlier stages)")
     job = PretrainJob(
         strategy=args.strategy, model=args.model, sets=sets, train_set=args.train_set, valid_set=args.valid_set,
@@ -124,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         feature_dtype=args.feature_dtype, label_cmd=args.label_cmd, label_jobs=args.label_jobs,
         train_args=train_args, launcher=args.launcher,
     )  # fmt: skip
+    if args.print_plan:
+        print(json.dumps(plan_run(job).to_dict()))
+        return 0
     try:
         exp_dir = run_schedule(job)
     except PretrainError as err:

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from espnet_hubert_ae.asr.random_init import random_init_checkpoint
+from espnet_hubert_ae.defaults import SEED
 from espnet_hubert_ae.utils.cli import cli_main
 
 
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", required=True,
                    help="checkpoint .pth, registered name, or strategy (its last checkpoint) whose architecture to use")
     p.add_argument("--out_dir", type=Path, default=Path("exp/controls/random_init"))
-    p.add_argument("--seed", type=int, default=1, help="seed of the initialisation")
+    p.add_argument("--seed", type=int, default=SEED, help="seed of the initialisation")
     return p
 
 

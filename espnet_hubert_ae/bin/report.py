@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from espnet_hubert_ae.defaults import ANALYSIS_SET, REFERENCE_STRATEGY
 from espnet_hubert_ae.report.collect import collect
 from espnet_hubert_ae.report.render import render
 from espnet_hubert_ae.report.summary import results_json
@@ -29,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe_dir", type=Path, default=Path("."), help="recipe directory holding exp/ and dump/")
     p.add_argument("--out", type=Path, default=None, help="report file (default: <recipe_dir>/RESULTS.md)")
-    p.add_argument("--reference_strategy", default="baseline", help="strategy that time-to-target is measured against")
-    p.add_argument("--analysis_set", default="dev_clean", help="analysed set whose probe results.json reports")
+    p.add_argument("--reference_strategy", default=REFERENCE_STRATEGY, help="strategy that time-to-target is measured against")
+    p.add_argument("--analysis_set", default=ANALYSIS_SET, help="analysed set whose probe results.json reports")
     return p
 
 

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 from espnet_hubert_ae.asr.cli import add_cache_options, experiment_parser, run_experiment_cli
 from espnet_hubert_ae.asr.pipeline import run_frozen
+from espnet_hubert_ae.defaults import ASR_CHECKPOINTS_PER_RUN, SUPERB_CONFIG
 from espnet_hubert_ae.utils.cli import cli_main
 from espnet_hubert_ae.utils.naming import upstream_tag
 
 
 def build_parser():
-    p = experiment_parser(__doc__, "superb", "exp/asr_superb", "<exp_root>/<config name>/<upstream>")
+    p = experiment_parser(__doc__, SUPERB_CONFIG.librispeech, "exp/asr_superb", "<exp_root>/<config name>/<upstream>",
+                          checkpoints_per_run=ASR_CHECKPOINTS_PER_RUN)
     add_cache_options(p)
     p.add_argument("--upstream_name", default="hubert_ae_local",
                    help="s3prl hub entry that loads --upstream (live templates)")

@@ -23,16 +23,14 @@ from typing import Sequence
 
 from espnet_hubert_ae.data.audio import AudioError, inspect_many
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, DataDirError, Excluded, Utterance, read_datadir, write_datadir
+# The pretraining set's length range (seconds); evaluation and fine-tuning sets are never filtered.
+from espnet_hubert_ae.defaults import MAX_SECONDS, MIN_SECONDS, PRETRAIN_SET
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
 # Files whose change means the set must be checked again.
 _INPUT_FILES = ("wav.scp", "utt2spk", "utt2num_samples", "text", "excluded.tsv")
-# The pretraining set's length range (seconds); evaluation and fine-tuning sets are never filtered.
-MIN_SECONDS = 1.0
-MAX_SECONDS = 30.0
-PRETRAIN_SET = "train_pretrain"
 
 
 class FormatError(ValueError):

@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from espnet_hubert_ae.data.audio import AudioError, inspect_audio, inspect_many
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Excluded, Utterance, write_datadir
+from espnet_hubert_ae.defaults import LIBRISPEECH_PRETRAIN_SPLITS
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
@@ -362,7 +363,7 @@ def prepare_librispeech(
     datadir: Path,
     *,
     librispeech: Path,
-    pretrain_splits: Sequence[str] = ("train-clean-100",),
+    pretrain_splits: Sequence[str] = LIBRISPEECH_PRETRAIN_SPLITS,
     eval_sets: Sequence[str] | None = None,
     finetune_sets: Sequence[str] | None = None,
     librilight_limited: Path | None = None,

@@ -1,19 +1,22 @@
-"""ESPnet HuBERT pretraining checkpoints: loading, their conv stacks, layer hidden states.
+"""ESPnet HuBERT pretraining checkpoints: loading, their frame grids, layer hidden states.
 
 Every stage that reads a pretraining checkpoint (targets of later phases, upstreams, analysis)
 goes through this module, so that they agree on what a layer index means and how many frames
 an utterance has.
 
 Layer index convention (one for the whole project, like s3prl's ``hubert`` upstream): index 0
-is the input of the first transformer layer -- the conv features after feature projection,
-positional convolution and (post-LN models) the transformer's input layer norm, as
-torchaudio's ``Transformer`` prepares them -- and index L (1..N) is the output of transformer
-layer L. A 12-layer model
-therefore has 13 hidden states.
+is the input of the first transformer layer -- the front end's features (conv or log-mel) after
+feature projection, positional convolution and (post-LN models) the transformer's input layer
+norm, as torchaudio's ``Transformer`` prepares them -- and index L (1..N) is the output of
+transformer layer L. A 12-layer model therefore has 13 hidden states.
 
-Checkpoints are stock ESPnet ``HubertTask`` ones: a model state-dict ``.pth`` with the training
+Checkpoints are ESPnet ``HubertTask`` ones: a model state-dict ``.pth`` with the training
 ``config.yaml`` beside it, model ``torchaudio`` (``TorchAudioHubertPretrainModel``), encoder
-``torchaudio_hubert``.
+``torchaudio_hubert`` (waveform: HuBERT's conv feature extractor) or ``torchaudio_hubert_logmel``
+(log-mel front end, :mod:`.encoders`). Both take 16 kHz audio.
+
+How many frames a model makes of an utterance is :func:`frame_grid` of the model or its config,
+the one answer every stage asks (labels, upstream, feature cache, analysis checks).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, FrameGrid, conv_grid
 
 logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "torchaudio_hubert"
+LOGMEL_ENCODER_NAME = "torchaudio_hubert_logmel"  # model.encoders.PRETRAIN_NAME, without importing ESPnet
+ENCODER_NAMES = (ENCODER_NAME, LOGMEL_ENCODER_NAME)
 MODEL_NAME = "torchaudio"
 
 
@@ -40,31 +45,42 @@ class CheckpointError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Conv stack of a model or config (the arithmetic itself: model.frames)
+# Frame grid of a model or config (the arithmetic itself: model.frames)
 
 
-def conv_layers_of(model_or_config: Any) -> tuple[tuple[int, int], ...]:
-    """``(kernel, stride)`` per conv layer of a loaded model, or of an ESPnet config dict/file."""
+def _config_of(model_or_config: Any) -> dict:
+    if isinstance(model_or_config, (str, Path)):
+        return _read_config(Path(model_or_config))
+    return model_or_config
+
+
+def frame_grid(model_or_config: Any) -> FrameGrid:
+    """The frame grid of a loaded model's front end, or of an ESPnet config dict/file's."""
     if isinstance(model_or_config, nn.Module):
-        blocks = wav2vec2_of(model_or_config).feature_extractor.conv_layers
-        return tuple((int(b.kernel_size), int(b.stride)) for b in blocks)
-    config = model_or_config
-    if isinstance(config, (str, Path)):
-        config = _read_config(Path(config))
-    spec = (config.get("encoder_conf") or {}).get("extractor_conv_layer_config")
+        extractor = wav2vec2_of(model_or_config).feature_extractor
+        if hasattr(extractor, "grid"):  # the log-mel front end
+            return extractor.grid
+        return conv_grid([(int(b.kernel_size), int(b.stride)) for b in extractor.conv_layers])
+    config = _config_of(model_or_config)
+    encoder_conf = config.get("encoder_conf") or {}
+    if config.get("encoder") == LOGMEL_ENCODER_NAME:
+        from espnet_hubert_ae.model.logmel import LogMelConfig
+
+        return LogMelConfig.from_encoder_conf(encoder_conf).grid
+    spec = encoder_conf.get("extractor_conv_layer_config")
     if spec is None:  # the encoder's default is HuBERT Base's extractor
-        return BASE_CONV_LAYERS
-    return tuple((int(kernel), int(stride)) for _, kernel, stride in spec)
+        return conv_grid(BASE_CONV_LAYERS)
+    return conv_grid(spec)
 
 
 def frame_counter(model_or_config: Any):
-    """``num_samples -> frames`` for this model's conv stack (the ``expected_frames`` of targets)."""
-    layers = conv_layers_of(model_or_config)
+    """``num_samples -> frames`` of this model (the ``expected_frames`` of targets)."""
+    return frame_grid(model_or_config).count
 
-    def count(num_samples: int) -> int:
-        return conv_frame_count(num_samples, layers)
 
-    return count
+def embed_dim(model: nn.Module) -> int:
+    """Width of the model's hidden states."""
+    return int(wav2vec2_of(model).encoder.transformer.pos_conv_embed.embed_dim)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,10 +102,11 @@ def _read_config(path: Path) -> dict:
 
 def _check_kind(config: dict, config_path: Path) -> None:
     encoder, model = config.get("encoder"), config.get("model")
-    if encoder != ENCODER_NAME or model != MODEL_NAME:
+    if encoder not in ENCODER_NAMES or model != MODEL_NAME:
         raise CheckpointError(
             f"{config_path}: not an ESPnet HuBERT pretraining checkpoint of the supported kind "
-            f"(encoder {encoder!r}, model {model!r}; expected encoder {ENCODER_NAME!r}, model {MODEL_NAME!r})"
+            f"(encoder {encoder!r}, model {model!r}; expected encoder {' or '.join(map(repr, ENCODER_NAMES))}, "
+            f"model {MODEL_NAME!r})"
         )
 
 
@@ -106,6 +123,16 @@ def _state_dict_of(checkpoint: Path) -> dict[str, Tensor]:
     return state
 
 
+def build_pretrain_model(config: dict) -> nn.Module:
+    """ESPnet's ``HubertTask.build_model`` of a config dict, either front end (freshly initialised)."""
+    from espnet2.tasks.hubert import HubertTask
+
+    from espnet_hubert_ae.model.encoders import register_in_espnet
+
+    register_in_espnet()
+    return HubertTask.build_model(argparse.Namespace(**config))
+
+
 def load_pretrain_model(
     checkpoint: str | Path, config: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict]:
@@ -116,8 +143,6 @@ def load_pretrain_model(
     config is not a ``torchaudio_hubert`` pretraining one, or when the state dict does not
     match the model the config describes (e.g. an ASR checkpoint).
     """
-    from espnet2.tasks.hubert import HubertTask
-
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: checkpoint not found")
@@ -125,7 +150,7 @@ def load_pretrain_model(
     config_dict = _read_config(config_path)
     _check_kind(config_dict, config_path)
     try:
-        model = HubertTask.build_model(argparse.Namespace(**config_dict))
+        model = build_pretrain_model(config_dict)
     except Exception as err:
         raise CheckpointError(f"{config_path}: cannot build a HuBERT model from this config ({err})") from None
     state = _state_dict_of(checkpoint)
@@ -168,8 +193,12 @@ def num_layers(model: nn.Module) -> int:
 
 
 def _uses_group_norm(feature_extractor: nn.Module) -> bool:
-    """Group-norm extractors normalise over time, so padding a batch would change the features."""
-    return any(isinstance(b.layer_norm, nn.GroupNorm) for b in feature_extractor.conv_layers)
+    """Group-norm extractors normalise over time, so padding a batch would change the features.
+
+    (The log-mel front end normalises over each utterance's own frames: padding changes nothing.)
+    """
+    layers = getattr(feature_extractor, "conv_layers", ())
+    return any(isinstance(b.layer_norm, nn.GroupNorm) for b in layers)
 
 
 def _conv_features(feature_extractor: nn.Module, wavs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

@@ -44,10 +44,11 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from espnet_hubert_ae.data.datadir import SAMPLE_RATE
+from espnet_hubert_ae.defaults import KEEP_FEATURES, KMEANS_PORTION, SEED
 from espnet_hubert_ae.pretrain.health import checkpoint_health
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.pretrain.sharing import PHASE_KEY, adopt_phase, find_trained_phase, phase_key
-from espnet_hubert_ae.targets.kmeans import KMEANS_PORTION
 from espnet_hubert_ae.targets.features import DEFAULT_FEATURE_DTYPE
 from espnet_hubert_ae.utils.cost import Cost
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
@@ -85,9 +86,9 @@ class PretrainJob:
     pretrain_steps: int | None = None
     ngpu: int = 0
     nj: int = 1
-    seed: int = 1
+    seed: int = SEED
     kmeans_portion: float = KMEANS_PORTION
-    keep_features: bool = False  # store every set's layer features whole before labelling (default: stream)
+    keep_features: bool = KEEP_FEATURES  # store every set's layer features whole before labelling (default: stream)
     feature_dtype: str = DEFAULT_FEATURE_DTYPE  # precision of the stored k-means features
     label_cmd: str | None = None  # job runner for the label shards, e.g. "local/run_job.sh --gpu 1" (None: here)
     label_jobs: int | None = None  # label shards (None: nj)
@@ -130,14 +131,33 @@ def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, 
                   target_set.cost(list(sets)))
 
 
-def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pipeline) -> Path:
-    """Run (or resume) every phase of ``job.strategy``; returns the experiment directory."""
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a job will run: its schedule, model config, phases (global steps, snapshots) and directory."""
+
+    schedule: Schedule
+    model_config: dict
+    phases: list[PhasePlan]
+    exp_dir: Path
+
+    def to_dict(self) -> dict:
+        return {"run": self.exp_dir.name, "strategy": self.schedule.name, "exp_dir": str(self.exp_dir),
+                "steps": self.phases[-1].end_step, "phases": [p.to_dict() for p in self.phases]}
+
+
+def plan_run(job: PretrainJob) -> RunPlan:
+    """The plan of ``job``, from its strategy, model, budget and snapshot interval; nothing is run."""
     schedule = load_schedule(job.strategy, job.pretrain_steps)
-    model_config_path = resolve_preset("model", job.model)
-    model_config = yaml.safe_load(model_config_path.read_text())
+    model_config = yaml.safe_load(resolve_preset("model", job.model).read_text())
     num_layers = int(model_config.get("encoder_conf", {}).get("encoder_num_layers", 12))
     plans = schedule.plan(num_layers, job.snapshot_every)
-    exp_dir = Path(job.exp_root) / run_tag(schedule.name, job.model, job.pretrain_steps)
+    return RunPlan(schedule, model_config, plans, Path(job.exp_root) / run_tag(schedule.name, job.model, job.pretrain_steps))
+
+
+def run_schedule(job: PretrainJob, make_labels: LabelMaker = make_labels_with_pipeline) -> Path:
+    """Run (or resume) every phase of ``job.strategy``; returns the experiment directory."""
+    run = plan_run(job)
+    schedule, model_config, plans, exp_dir = run.schedule, run.model_config, run.phases, run.exp_dir
     _check_same_plan(exp_dir, schedule, job, plans)
     logger.info("strategy %s: %d phases, %d steps in all -> %s", schedule.name, len(plans), plans[-1].end_step, exp_dir)
 
@@ -246,7 +266,14 @@ def training_config(job: PretrainJob, schedule: Schedule, plan: PhasePlan, model
     spare_epochs = 1 if model_config.get("use_amp") else 0
     curve = plan.lr_curve
     config = dict(model_config)
+    from espnet_hubert_ae.model.hubert import frame_grid
+
+    # ESPnet crops a batch's audio and labels together on the model's frame grid (in ms).
+    grid = frame_grid(model_config)
+    collate = {**(model_config.get("collate_fn_conf") or {}),
+               "window_size": grid.window * 1000 / SAMPLE_RATE, "window_shift": grid.hop * 1000 / SAMPLE_RATE}
     config.update(
+        collate_fn_conf=collate,
         token_list=str(labels.tokens),
         token_type="word",
         num_classes=labels.k,

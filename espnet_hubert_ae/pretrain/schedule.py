@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from espnet_hubert_ae.defaults import BUDGET
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 SCHEDULE_KEYS = {"name", "description", "phases", "loss", "lr"}
@@ -243,7 +244,7 @@ class Schedule:
 BUDGET_MODES = ("ratio", "equal")
 
 
-def budget_steps(strategy: str | Path, pretrain_steps: int | None, mode: str = "ratio",
+def budget_steps(strategy: str | Path, pretrain_steps: int | None, mode: str = BUDGET,
                  reference: str | Path | None = None) -> int | None:
     """This strategy's total steps under a budget of ``pretrain_steps`` (None: its schedule's own).
 

@@ -1,8 +1,9 @@
 """Our ESPnet HuBERT task: stock ``HubertTask`` training with the schedule's hooks.
 
 One call of ``PhaseHubertTask.main`` trains one phase of a schedule. The model, its checkpoints
-and its ``config.yaml`` stay stock ESPnet (``model: torchaudio``, encoder ``torchaudio_hubert``),
-so ``HubertTask.build_model_from_file`` and s3prl load them. What is ours:
+and its ``config.yaml`` stay ESPnet's (``model: torchaudio``, encoder ``torchaudio_hubert``, or
+the log-mel ``torchaudio_hubert_logmel`` that ``model.encoders`` adds to the task's encoder
+table), so ``HubertTask.build_model_from_file`` and s3prl load them. What is ours:
 
 - ``PhaseLR``: the learning rate as a pure function of the global step (``schedule.LRCurve``);
   its step count *is* the global step, saved and resumed by ESPnet with the other states;
@@ -15,8 +16,9 @@ so ``HubertTask.build_model_from_file`` and s3prl load them. What is ours:
   distributed runs checks that every rank holds the same weights at the end.
 - ``WeightedLossHubertModel``: the stock model with configurable masked / unmasked /
   feature-penalty weights (ESPnet's torchaudio path fixes them at 1 / 0 / 10), read from
-  ``model_conf`` keys that stock ESPnet ignores; its statistics are all floating point, which
-  ESPnet's distributed averaging needs (the stock model's integer counts break DDP runs).
+  ``model_conf`` keys that stock ESPnet ignores (no feature penalty on a parameter-free front
+  end); its statistics are all floating point, which ESPnet's distributed averaging needs (the
+  stock model's integer counts break DDP runs).
   Its logits are computed as a matrix product (``model.logits``): the same values as
   torchaudio's, without the ``[classes, frames, dim]`` tensor that made a K=500 step 2.8x slower
   than a K=100 one on a CPU.
@@ -37,6 +39,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import torch
 
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE
+from espnet_hubert_ae.model.encoders import register_in_espnet
 from espnet_hubert_ae.model.logits import use_matmul_logits
 from espnet_hubert_ae.pretrain.schedule import LRCurve
 from espnet_hubert_ae.utils.cost import cpu_seconds
@@ -318,6 +321,12 @@ class PhaseHubertTask(HubertTask):
             raise ValueError(f"pretraining needs --model torchaudio (the torchaudio HuBERT), not {args.model}")
         weights = {k: args.model_conf[k] for k in ("masked_weight", "unmasked_weight", "feature_weight")
                    if k in args.model_conf}
+        extractor = stock.encoder.hubert_pretrain_model.wav2vec2.feature_extractor
+        if not any(True for _ in extractor.parameters()):
+            # HuBERT's feature penalty (mean square of the extractor's output) trains the conv
+            # features; on a parameter-free front end (log-mel) it is a constant with no gradient
+            # that would only shift the reported loss.
+            weights["feature_weight"] = 0.0
         model = WeightedLossHubertModel(
             vocab_size=stock.vocab_size,
             token_list=stock.token_list,
@@ -340,3 +349,4 @@ def register_scheduler() -> None:
 
 
 register_scheduler()
+register_in_espnet()  # the log-mel encoder, before any parser lists the encoder choices

@@ -89,8 +89,9 @@ class Analysis:
 class StageTime:
     stage: int
     started: str
-    seconds: float
+    seconds: float  # wall
     command: str
+    cpu_seconds: float | None = None  # the recipe's whole process tree (not recorded by older runs)
 
 
 @dataclasses.dataclass
@@ -177,13 +178,16 @@ def collect_asr(exp_root: Path, registry: Registry) -> list[DownstreamResult]:
 
 
 def collect_stage_times(path: Path) -> list[StageTime]:
-    """Latest recorded duration of every stage (run.sh appends one line per finished stage)."""
+    """Latest recorded duration of every stage (run.sh appends one line per finished stage:
+    stage, start, wall seconds, CPU seconds, command; older records lack the CPU seconds)."""
     if not path.is_file():
         return []
     latest: dict[int, StageTime] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         fields = line.split("\t")
-        if len(fields) >= 4 and fields[0].isdigit():
+        if len(fields) >= 5 and fields[0].isdigit():
+            latest[int(fields[0])] = StageTime(int(fields[0]), fields[1], float(fields[2]), fields[4], float(fields[3]))
+        elif len(fields) == 4 and fields[0].isdigit():
             latest[int(fields[0])] = StageTime(int(fields[0]), fields[1], float(fields[2]), fields[3])
     return [latest[k] for k in sorted(latest)]
 

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from espnet_hubert_ae.defaults import REFERENCE_STRATEGY
 from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE
 from espnet_hubert_ae.report.collect import PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, significant
@@ -108,10 +109,16 @@ def stages_section(results: Results, repo: Path) -> list[str]:
     if where.is_relative_to(repo.resolve()):
         where = where.relative_to(repo.resolve())
     lines += ["```", f"cd {where}"] + commands + ["```", ""]
-    rows = [(t.stage, STAGE_NAMES.get(t.stage, "?"), t.started, _minutes(t.seconds)) for t in results.stage_times]
+    def cpu(seconds: float | None) -> str:
+        return "n/a" if seconds is None else _minutes(seconds)
+
+    rows = [(t.stage, STAGE_NAMES.get(t.stage, "?"), t.started, _minutes(t.seconds), cpu(t.cpu_seconds))
+            for t in results.stage_times]
     total = sum(t.seconds for t in results.stage_times)
-    rows.append(("", "**total**", "", f"**{_minutes(total)}**"))
-    return lines + _table(["stage", "what", "last run started", "minutes"], rows)
+    cpus = [t.cpu_seconds for t in results.stage_times]
+    total_cpu = None if None in cpus else sum(cpus)
+    rows.append(("", "**total**", "", f"**{_minutes(total)}**", f"**{cpu(total_cpu)}**"))
+    return lines + _table(["stage", "what", "last run started", "wall minutes", "CPU minutes"], rows)
 
 
 def data_section(results: Results) -> list[str]:
@@ -441,7 +448,7 @@ def plots_section(results: Results, extra: Sequence[Path], recipe_dir: Path) -> 
     return lines + [""]
 
 
-def render(results: Results, repo: Path, reference_strategy: str = "baseline", report_dir: Path | None = None) -> str:
+def render(results: Results, repo: Path, reference_strategy: str = REFERENCE_STRATEGY, report_dir: Path | None = None) -> str:
     recipe_dir = results.recipe_dir
     runs = list(results.runs.values())
     extra = []

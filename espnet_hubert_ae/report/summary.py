@@ -35,6 +35,7 @@ from typing import Sequence
 
 from espnet_hubert_ae.asr.results import downstream_json
 from espnet_hubert_ae.asr.seeds import SUMMARY
+from espnet_hubert_ae.defaults import ANALYSIS_SET
 from espnet_hubert_ae.report.collect import Analysis, PretrainRun, Results
 from espnet_hubert_ae.report.compare import Score, TimeToTarget, reference_run, time_to_target
 from espnet_hubert_ae.utils.fileio import file_digest, file_identity
@@ -224,7 +225,7 @@ def _pnmi(runs: Sequence[PretrainRun], analysis_set: str) -> dict:
     return out
 
 
-def results_json(results: Results, reference_strategy: str, analysis_set: str = "dev_clean") -> dict:
+def results_json(results: Results, reference_strategy: str, analysis_set: str = ANALYSIS_SET) -> dict:
     """Everything above, for the runs of ``results``; the probe measured on ``analysis_set``."""
     analysis = next((a for a in results.analyses if a.set_name == analysis_set), None)
     runs, controls = run_records(results, analysis)

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from espnet_hubert_ae.data.audio import read_utterance
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Utterance
+from espnet_hubert_ae.defaults import FEATURE_DTYPE
 from espnet_hubert_ae.targets.sources import FeatureExtractor, Layer, TargetError, TargetSource
 from espnet_hubert_ae.utils.cost import Cost, CostMeter
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
@@ -49,9 +50,7 @@ from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_m
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
-# float16 halves the fit portion's disk; measured against float32 (README, "Targets at scale"):
-# the same inertia and label agreement within k-means' own run-to-run spread.
-DEFAULT_FEATURE_DTYPE = "float16"
+DEFAULT_FEATURE_DTYPE = FEATURE_DTYPE  # float16: half the disk, chosen by measurement (README, "Targets at scale")
 DEFAULT_BATCH_SECONDS = 100.0  # padded audio per forward pass of a layer extraction
 PLAN_VERSION = 2  # batches from plan_batches, shards from shard_batches
 

@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("faiss", "sklearn")
 DEFAULT_MAX_ITER = 30
-KMEANS_PORTION = 0.1  # share of the training utterances k-means is fitted on (fairseq, ESPnet: 10%)
 DEFAULT_INIT_SAMPLE = 20000
 INIT_FRAMES_PER_CLUSTER = 100  # large K needs a larger seeding sample: 20k frames left K=500 ~1% worse
 CHUNK_BYTES = 32 * 2**20  # frames streamed per step: bounds memory whatever the dimension

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from espnet_hubert_ae.data.datadir import Utterance, read_ctm
+from espnet_hubert_ae.defaults import KMEANS_PORTION, SEED
 from espnet_hubert_ae.targets.features import (
     DEFAULT_BATCH_SECONDS,
     DEFAULT_FEATURE_DTYPE,
@@ -51,7 +52,7 @@ from espnet_hubert_ae.targets.features import (
     check_dtype,
     dump_features,
 )
-from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, KMEANS_PORTION, DumpFrames, KMeansModel, fit_kmeans
+from espnet_hubert_ae.targets.kmeans import DEFAULT_MAX_ITER, DumpFrames, KMeansModel, fit_kmeans
 from espnet_hubert_ae.targets.labels import read_label_text, write_tokens
 from espnet_hubert_ae.targets.quality import target_quality
 from espnet_hubert_ae.targets.sources import MFCC, FeatureExtractor, Layer, TargetError, TargetSource
@@ -131,12 +132,13 @@ def frames_fingerprint(expected_frames: Callable[[int], int]) -> str:
 def default_expected_frames(source: TargetSource) -> Callable[[int], int]:
     """The frame count labels match by default: the source checkpoint's own for a layer, HuBERT
     Base's conv stack for MFCC."""
-    from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
-    from espnet_hubert_ae.model.hubert import frame_counter  # torch: only where frames are counted
-
     if isinstance(source, Layer):
+        from espnet_hubert_ae.model.hubert import frame_counter  # torch: only where a model's frames are counted
+
         return frame_counter(Path(source.config) if source.config else source.checkpoint.parent / "config.yaml")
-    return lambda n: conv_frame_count(n, BASE_CONV_LAYERS)
+    from espnet_hubert_ae.model.frames import HUBERT_GRID
+
+    return HUBERT_GRID.count
 
 
 def target_key(
@@ -145,7 +147,7 @@ def target_key(
     *,
     train_set: str,
     portion: float = KMEANS_PORTION,
-    seed: int = 1,
+    seed: int = SEED,
     engine: str = "faiss",
     max_iter: int = DEFAULT_MAX_ITER,
     feature_dtype: str = DEFAULT_FEATURE_DTYPE,
@@ -196,7 +198,7 @@ def make_targets(
     k: int,
     out_dir: Path,
     portion: float = KMEANS_PORTION,
-    seed: int = 1,
+    seed: int = SEED,
     nj: int = 1,
     device: str = "cpu",
     expected_frames: Callable[[int], int] | None = None,
@@ -260,7 +262,7 @@ def fit_targets(
     k: int,
     out_dir: Path,
     portion: float = KMEANS_PORTION,
-    seed: int = 1,
+    seed: int = SEED,
     nj: int = 1,
     device: str = "cpu",
     expected_frames: Callable[[int], int] | None = None,

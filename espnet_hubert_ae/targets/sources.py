@@ -113,9 +113,9 @@ class FeatureExtractor:
     def dim(self) -> int:
         if not isinstance(self.source, Layer):
             return MFCC_DIM
-        from espnet_hubert_ae.model.hubert import wav2vec2_of
+        from espnet_hubert_ae.model.hubert import embed_dim
 
-        return int(wav2vec2_of(self.model).encoder.transformer.pos_conv_embed.embed_dim)
+        return embed_dim(self.model)
 
     def frame_count(self, num_samples: int) -> int:
         if not isinstance(self.source, Layer):

@@ -145,14 +145,14 @@ class LabelPlan:
 def expected_frames_of(plan: LabelPlan, source: TargetSource) -> Callable[[int], int]:
     """The frame count labels must match: of ``frames_from``, else of the source's own model for a
     layer (HuBERT Base's conv stack for MFCC)."""
-    from espnet_hubert_ae.model.frames import BASE_CONV_LAYERS, conv_frame_count
+    from espnet_hubert_ae.model.frames import HUBERT_GRID
     from espnet_hubert_ae.model.hubert import frame_counter
 
     if plan.frames_from is not None:
         return frame_counter(plan.frames_from if isinstance(plan.frames_from, dict) else Path(plan.frames_from))
     if isinstance(source, Layer):
         return frame_counter(source.config if source.config else source.checkpoint.parent / "config.yaml")
-    return lambda n: conv_frame_count(n, BASE_CONV_LAYERS)
+    return HUBERT_GRID.count
 
 
 def read_set(name: str, datadir: str | os.PathLike) -> list[Utterance]:

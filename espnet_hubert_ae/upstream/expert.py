@@ -14,32 +14,17 @@ parameters (s3prl and ESPnet move it with ``.to()``); inputs follow.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from espnet_hubert_ae.model.hubert import (
-    CheckpointError,
-    conv_layers_of,
-    frame_counter,
-    hidden_states,
-    load_pretrain_model,
-)
+from espnet_hubert_ae.model.hubert import CheckpointError, frame_grid, hidden_states, load_pretrain_model
 from espnet_hubert_ae.upstream.registry import UpstreamError
 
 logger = logging.getLogger(__name__)
 
 MODEL_SAMPLE_RATE = 16000
-
-
-def _min_samples_for_one_frame(count_frames) -> int:
-    """The shortest input (in samples) the conv stack turns into one frame."""
-    n = 1
-    while count_frames(n) < 1:
-        n += 1
-    return n
 
 
 class UpstreamExpert(nn.Module):
@@ -63,9 +48,9 @@ class UpstreamExpert(nn.Module):
         self.model.requires_grad_(False)
         self.model.eval()
         self.checkpoint = str(checkpoint)
-        self._count_frames = frame_counter(model)
-        self.min_samples = _min_samples_for_one_frame(self._count_frames)
-        self.model_stride = math.prod(stride for _, stride in conv_layers_of(model))
+        grid = frame_grid(model)
+        self.min_samples = grid.min_samples()
+        self.model_stride = grid.hop
         self.sample_rate = int(sample_rate)
         self._downsample_rate = self._input_downsample_rate()
         if self.sample_rate != MODEL_SAMPLE_RATE:

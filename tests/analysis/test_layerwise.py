@@ -23,7 +23,7 @@ def fake_ref(tmp_path):
 
 
 def _run(corpus, outdir, ref, source, threads=MetricThreads(), **config):
-    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, **config}))
+    plan = DataPlan(corpus, AnalysisConfig(**{"kmeans_k": 10, "min_labels": 5, "seeds": (1,), **config}))
     return analyse_checkpoint(ref, plan, outdir, source_factory=lambda _: source, threads=threads)
 
 
@@ -39,8 +39,13 @@ def test_every_metric_per_layer_and_cached_rerun(synthetic_corpus, tmp_path, fak
     assert measures["mel_cca"][3] < measures["mel_cca"][1] < 1.0
     assert measures["phone_probe_acc"][0] > 0.9 and measures["phone_cca"][0] > 0.9
     assert result["summary"]["mel_cca"]["input_rebound"] == pytest.approx(0.0)
+    # The best layer among the transformer layers (1 and above) is the argmax of the curve past layer 0.
+    curve = measures["phone_probe_acc"]
+    best_from_1 = max(range(1, len(curve)), key=lambda layer: (curve[layer], -layer))
     probe = result["summary"]["phone_probe_acc"]
-    assert probe["best_layer_from_1"] >= 1 and probe["best_from_1"] == measures["phone_probe_acc"][probe["best_layer_from_1"]]
+    assert (probe["best_layer_from_1"], probe["best_from_1"]) == (best_from_1, curve[best_from_1])
+    assert (probe["best_layer"], probe["best"]) == (0, max(curve))  # layer 0 is the mel view itself
+    assert probe["top_layer_drop"] == pytest.approx(max(curve) - curve[-1])
     assert result["probe"]["seeds"] == [1] and 0 < result["probe"]["majority"]["1"] < 0.5
     assert result["probe"]["per_seed"]["1"] == measures["phone_probe_acc"]
     frames = result["probe"]["frames"]["1"]
@@ -141,13 +146,28 @@ def test_report_writes_table_summary_and_plots(synthetic_corpus, tmp_path, mel_f
     table = (tmp_path / "out" / "table.tsv").read_text().splitlines()
     assert table[0].split("\t") == ["checkpoint", "strategy", "phase", "step", "measure", "layer", "value", "std"]
     assert len(table) == 1 + 4 * 6 * 4  # 4 checkpoints, 6 measures, 4 layers
-    probe_row = next(row.split("\t") for row in table if "\tphone_probe_acc\t" in row)
-    mel_row = next(row.split("\t") for row in table if "\tmel_cca\t" in row)
-    assert float(probe_row[7]) >= 0 and mel_row[7] == ""  # a spread over seeds for frame measures only
+    # A spread over seeds for frame measures only: the sample std of the per-seed probe accuracies.
+    rows = {(row[0], row[4], int(row[5])): row for row in (line.split("\t") for line in table[1:])}
+    for result in results:
+        name, per_seed = result["checkpoint"]["name"], result["probe"]["per_seed"]
+        for layer in range(4):
+            accuracies = [per_seed[seed][layer] for seed in ("1", "2")]
+            row = rows[(name, "phone_probe_acc", layer)]
+            assert float(row[6]) == pytest.approx(np.mean(accuracies), abs=1e-6)
+            assert float(row[7]) == pytest.approx(np.std(accuracies, ddof=1), abs=1e-6)
+            assert rows[(name, "mel_cca", layer)][7] == ""
+    assert len({row[7] for key, row in rows.items() if key[1] == "phone_probe_acc"}) > 1  # not one constant
     assert set(stats["steps_to_target"]["measures"]["phone_probe_acc"]) == {"baseline", "progressive"}
     assert stats["controls"] == controls
-    assert stats["floors"] == {"baseline_tiny": {"checkpoint": "baseline_tiny/p1/step0",
-                                                 **stats["checkpoints"]["baseline_tiny/p1/step0"]}}
+    # The floor is the untrained (step-0) checkpoint of each run that has one: baseline's only,
+    # its best layer and value read off its own curves.
+    untrained = next(r for r in results if r["checkpoint"]["name"] == "baseline_tiny/p1/step0")
+    assert set(stats["floors"]) == {"baseline_tiny"}
+    floor = stats["floors"]["baseline_tiny"]
+    assert floor["checkpoint"] == "baseline_tiny/p1/step0"
+    for measure in ("mel_cca", "phone_probe_acc", "pnmi_corrected"):
+        curve = untrained["measures"][measure]
+        assert (floor[measure]["best_layer"], floor[measure]["best"]) == (int(np.argmax(curve)), max(curve)), measure
     assert stats["clusters"]["not_comparable"] == [] and stats["clusters"]["conditions"][0]["k"] == 10
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == stats
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("*.png"))

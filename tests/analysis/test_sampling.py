@@ -10,14 +10,22 @@ from espnet_hubert_ae.analysis.sampling import DataPlan
 from espnet_hubert_ae.data.datadir import Segment, Utterance, write_datadir
 
 
-def _datadir(root, num_speakers, utts_per_speaker=2, seconds=2.0):
-    """A data directory of silent 'audio' (never read) with one phone per 0.1 s."""
+def _datadir(root, num_speakers, utts_per_speaker=2, seconds=2.0, *, kept=None, lengths=None):
+    """A data directory of silent 'audio' (never read) with one phone per 0.1 s, A, B, A, ...
+
+    With ``kept`` (an utterance id), every other utterance is another one: another speaker,
+    phones C, D, E, ..., and its length from ``lengths`` (utterance id -> samples) where given.
+    """
     utts, phones = [], []
     for s in range(num_speakers):
         for u in range(utts_per_speaker):
             utt_id = f"s{s:02d}-u{u}"
-            utts.append(Utterance(utt_id, "/nonexistent.wav", f"s{s:02d}", int(seconds * 16000)))
-            phones += [Segment(utt_id, round(0.1 * i, 3), 0.1, "AB"[i % 2]) for i in range(int(seconds * 10))]
+            other = kept is not None and utt_id != kept
+            num_samples = (lengths or {}).get(utt_id, int(seconds * 16000)) if other else int(seconds * 16000)
+            labels = "CDE" if other else "AB"
+            utts.append(Utterance(utt_id, "/nonexistent.wav", f"{'x' if other else 's'}{s:02d}", num_samples))
+            phones += [Segment(utt_id, round(0.1 * i, 3), 0.1, labels[i % len(labels)])
+                       for i in range(num_samples // 1600)]
     return write_datadir(root, utts, phones=phones)
 
 
@@ -47,14 +55,34 @@ def test_two_speakers_split_one_and_one_and_one_speaker_is_refused(tmp_path):
         one.check()
 
 
-def test_frame_sample_depends_on_the_utterance_only(tmp_path):
+def test_frame_sample_is_about_probe_frames_labelled_at_each_frames_centre(tmp_path):
     plan = DataPlan(_datadir(tmp_path / "d", 4), AnalysisConfig(metrics=("phone_probe",), probe_frames=400))
     chosen = [plan.frame_sample(i) for i in range(len(plan.utterances))]
-    again = DataPlan(plan.datadir, plan.config)
-    for i, (frames, labels) in enumerate(chosen):
-        np.testing.assert_array_equal(frames, again.frame_sample(i)[0])
-        assert set(labels) <= {"A", "B"} and frames.max() < 99  # 2 s: 99 frames at 50 Hz
+    for frames, labels in chosen:
+        assert len(frames) and frames.max() < 99  # 2 s: 99 frames at 50 Hz
+        # Frame f is centred at 12.5 ms + 20 ms f; the phones change every 0.1 s: A, B, A, ...
+        np.testing.assert_array_equal(labels, ["AB"[int((0.0125 + 0.02 * f) / 0.1) % 2] for f in frames])
     assert 250 < sum(len(frames) for frames, _ in chosen) < 550  # ~400 of the 8 x 99 frames
+
+
+def test_frame_sample_depends_on_the_utterance_not_on_the_others(tmp_path):
+    """Every other utterance changed -- its speaker, its phones, its length (the set's total kept,
+    so that the share of frames sampled stays) -- and an utterance keeps its frames."""
+    config = AnalysisConfig(metrics=("phone_probe",), probe_frames=400)
+    plan = DataPlan(_datadir(tmp_path / "d", 4), config)
+    kept = 3  # s01-u1, between the two utterances whose lengths change
+    # The first utterance 0.32 s (16 frames) shorter, the last as much longer.
+    lengths = {"s00-u0": 32000 - 5120, "s03-u1": 32000 + 5120}
+    others = DataPlan(_datadir(tmp_path / "o", 4, kept="s01-u1", lengths=lengths), config)
+    assert others.frame_rate == plan.frame_rate < 1  # the precondition: the same share of the frames
+    assert [u.num_samples for u in others.utterances] != [u.num_samples for u in plan.utterances]
+    for i, (a, b) in enumerate(zip(plan.utterances, others.utterances)):
+        assert a.utt_id == b.utt_id and (a == b) == (i == kept)
+    frames, labels = plan.frame_sample(kept)
+    frames_b, labels_b = others.frame_sample(kept)
+    np.testing.assert_array_equal(frames_b, frames)
+    np.testing.assert_array_equal(labels_b, labels)
+    assert set(others.frame_sample(0)[1]) <= {"C", "D", "E"}  # the others did change
 
 
 def test_too_few_labels_for_a_cca_view_are_refused_naming_the_set(tmp_path):

@@ -14,20 +14,23 @@ from espnet_hubert_ae.utils.presets import resolve_preset
 WORDS = "THE CAT SAT ON A MAT DOG RAN TO SEE BIG RED SUN IN SKY AND WE GO HOME NOW".split()
 
 
-def _build_tiny_checkpoint(out_dir: Path) -> Path:
-    """A randomly initialised ESPnet HuBERT checkpoint of the tiny model preset, config beside it."""
+def _build_tiny_checkpoint(out_dir: Path, preset: str = "tiny") -> Path:
+    """A randomly initialised ESPnet HuBERT checkpoint of a model preset, config beside it."""
     import torch
     import yaml
     from espnet2.tasks.hubert import HubertTask
 
+    from espnet_hubert_ae.model.encoders import register_in_espnet
+
+    register_in_espnet()
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens = [str(i) for i in range(20)]
     (out_dir / "tokens.txt").write_text("".join(f"{t}\n" for t in tokens))
+    model_conf = yaml.safe_load(resolve_preset("model", preset).read_text())
     args = HubertTask.get_parser().parse_args(
         ["--output_dir", str(out_dir), "--token_list", str(out_dir / "tokens.txt"), "--num_classes", "20",
-         "--input_size", "1", "--encoder", "torchaudio_hubert", "--model", "torchaudio", "--normalize", "none"]
+         "--input_size", "1", "--encoder", model_conf["encoder"], "--model", "torchaudio", "--normalize", "none"]
     )
-    model_conf = yaml.safe_load(resolve_preset("model", "tiny").read_text())
     args.encoder_conf = model_conf["encoder_conf"]
     args.token_list = tokens
     torch.manual_seed(0)
@@ -41,6 +44,12 @@ def _build_tiny_checkpoint(out_dir: Path) -> Path:
 def asr_tiny_checkpoint(tmp_path_factory) -> Path:
     """Path of a tiny random HuBERT pretraining checkpoint (``model.pth``, ``config.yaml`` beside)."""
     return _build_tiny_checkpoint(tmp_path_factory.mktemp("asr_ckpt"))
+
+
+@pytest.fixture(scope="session")
+def asr_mel_tiny_checkpoint(tmp_path_factory) -> Path:
+    """The same of the log-mel family (``mel_tiny`` preset)."""
+    return _build_tiny_checkpoint(tmp_path_factory.mktemp("asr_mel_ckpt"), preset="mel_tiny")
 
 
 def _speak(text: str, path: Path, speed: int) -> int:

@@ -11,7 +11,8 @@ import torch
 from espnet_hubert_ae.asr.cache import CacheError, ensure_cache, load_features, read_cache
 from espnet_hubert_ae.asr.sources import CheckpointSource, FbankSource
 from espnet_hubert_ae.data.datadir import Utterance, write_datadir
-from espnet_hubert_ae.model.hubert import conv_frame_count, hidden_states, load_pretrain_model
+from espnet_hubert_ae.model.frames import conv_frame_count
+from espnet_hubert_ae.model.hubert import hidden_states, load_pretrain_model
 
 
 @pytest.fixture
@@ -102,6 +103,22 @@ def test_too_short_utterance_is_named(tmp_path, write_test_audio):
 
 
 def test_kaldiio_reads_the_float16_arks_that_espnet_loads(datadir, tmp_path):
+    """The float16 cache read back by kaldiio and by ESPnet's ``kaldi_ark`` loader holds each
+    utterance's 80 log-mel energies (25 ms windows every 20 ms, Kaldi's fbank), to float16 precision."""
+    import soundfile as sf
+    from espnet2.train.dataset import kaldi_loader
+    from torchaudio.compliance import kaldi
+
     info = ensure_cache(FbankSource(), datadir, tmp_path / "cache")
+    assert info.dtype == "float16"
     scp = kaldiio.load_scp(str(info.feats_scp))
+    espnet = kaldi_loader(str(info.feats_scp))
     assert sorted(scp) == [f"u{i}" for i in range(5)]
+    for i in range(5):
+        wav, rate = sf.read(tmp_path / "audio" / f"u{i}.wav", dtype="float32")
+        expected = kaldi.fbank(torch.from_numpy(wav)[None] * 32768.0, sample_frequency=rate, num_mel_bins=80,
+                               frame_length=25.0, frame_shift=20.0, dither=0.0).numpy()
+        for stored in (scp[f"u{i}"], espnet[f"u{i}"]):
+            assert stored.dtype == np.float16 and stored.shape == expected.shape
+            # float16 keeps 11 significant bits: a relative error of at most 2^-11.
+            np.testing.assert_allclose(stored.astype(np.float32), expected, rtol=2.0**-11, atol=1e-3)

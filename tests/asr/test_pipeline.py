@@ -83,7 +83,7 @@ def test_frozen_asr_on_the_live_upstream(asr_corpus, asr_tiny_checkpoint, quick_
     exp_dir = tmp_path / "live"
     argv = ["--upstream", str(asr_tiny_checkpoint), "--config", str(config),
             "--train_set", str(asr_corpus["train_pretrain"]), "--valid_set", str(asr_corpus["dev_clean"]),
-            "--eval_sets", str(asr_corpus["dev_clean"]), "--exp_dir", str(exp_dir)]
+            "--eval_sets", str(asr_corpus["dev_clean"]), "--exp_dir", str(exp_dir), "--seeds", "1"]
     assert superb_asr.main(argv) == 0
     assert _check_seed_results(exp_dir, asr_corpus, [1])["input"] == "live"
     generated = (exp_dir / "seed1" / "train_config.yaml").read_text()
@@ -96,7 +96,7 @@ def test_phone_recognition_from_the_alignments(builtin_corpus, tiny_hubert_check
     argv = ["--upstream", "fbank", str(tiny_hubert_checkpoint), "--config", str(config),
             "--train_set", str(builtin_corpus["train_pretrain"]), "--valid_set", str(builtin_corpus["dev_clean"]),
             "--eval_sets", str(builtin_corpus["dev_clean"]), "--exp_root", str(exp_root),
-            "--cache_root", str(tmp_path / "features")]
+            "--cache_root", str(tmp_path / "features"), "--seeds", "1"]
     assert phone_recognition.main(argv) == 0
     for exp_dir in (exp_root / config.stem).iterdir():
         summary = _summary(exp_dir)
@@ -121,7 +121,7 @@ def test_finetune_sweep_with_both_controls(asr_corpus, asr_tiny_checkpoint, rand
             "--reset_top_layers", "0", "2", "--config", str(config), "--frozen_config", str(frozen),
             "--train_set", str(asr_corpus["train_10min"]), "--valid_set", str(asr_corpus["dev_clean"]),
             "--eval_sets", str(asr_corpus["dev_clean"]), "--token_text_sets", str(asr_corpus["train_pretrain"]),
-            "--exp_root", str(exp_root), "--cache_root", str(tmp_path / "features")]
+            "--exp_root", str(exp_root), "--cache_root", str(tmp_path / "features"), "--seeds", "1"]
     assert finetune.main(argv) == 0
     runs = {p.parent.relative_to(exp_root / config.stem).as_posix(): _summary(p.parent)
             for p in (exp_root / config.stem).glob("*/*/summary.json")}

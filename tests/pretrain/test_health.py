@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from espnet_hubert_ae.model.hubert import load_pretrain_model, wav2vec2_of
-from espnet_hubert_ae.pretrain.health import MIN_LN_GAIN, MIN_UPDATE, assess, checkpoint_health, layer_norm_gains, layer_updates
+from espnet_hubert_ae.pretrain.health import assess, checkpoint_health, layer_norm_gains, layer_updates
+
+# The documented thresholds (README, "Layer health"): a mean LayerNorm gain below 0.3 is a
+# collapsing layer, a relative update below 0.01 a dead one.
+MIN_LN_GAIN = 0.3
+MIN_UPDATE = 0.01
 
 WAVS = [np.random.default_rng(i).standard_normal(16000 + 4000 * i).astype(np.float32) * 0.1 for i in range(2)]
 
@@ -23,6 +28,33 @@ def test_a_fresh_model_is_healthy(model):
     # Post-LN at initialisation: each layer's residual branch is small against its normalised input.
     assert all(h["update"] > MIN_UPDATE for h in record["layers"])
     assert record["dead_layers"] == [] and record["collapsing_layers"] == [] and record["warnings"] == []
+
+
+def test_the_documented_thresholds_divide_healthy_from_faulty():
+    # Layer 1 just above both thresholds, layer 2 just below the gain's, layer 3 just below the update's.
+    record = assess([MIN_LN_GAIN + 1e-6, MIN_LN_GAIN - 1e-6, 1.0], [0.5, 0.5, MIN_UPDATE - 1e-6])
+    assert record["collapsing_layers"] == [2] and record["dead_layers"] == [3]
+    assert record["thresholds"] == {"min_ln_gain": 0.3, "min_update": 0.01}
+    assert record["warnings"] == ["layer 2: mean LayerNorm gain 0.300 < 0.3 (collapsing)",
+                                  "layer 3: changes its input by 0.0100 < 0.01 (dead)"]
+    healthy = assess([MIN_LN_GAIN, 1.0], [MIN_UPDATE, 1.0])  # at a threshold is not below it
+    assert healthy["collapsing_layers"] == [] and healthy["dead_layers"] == [] and healthy["warnings"] == []
+
+
+def test_layer_updates_are_the_relative_change_of_each_layers_input(model):
+    """||h_L - h_(L-1)|| / ||h_(L-1)|| over the frames of every utterance, from the hidden states."""
+    from espnet_hubert_ae.model.hubert import hidden_states
+
+    change, norm = np.zeros(2), np.zeros(2)
+    with torch.no_grad():
+        for wav in WAVS:
+            states, frames = hidden_states(model, torch.from_numpy(wav)[None], torch.tensor([len(wav)]))
+            states = [s[0, : int(frames[0])].double().numpy() for s in states]
+            for layer in range(2):
+                change[layer] += ((states[layer + 1] - states[layer]) ** 2).sum()
+                norm[layer] += (states[layer] ** 2).sum()
+        updates = layer_updates(model, WAVS)
+    np.testing.assert_allclose(updates, np.sqrt(change / norm), rtol=1e-9)
 
 
 def test_shrunk_gains_are_reported(model):

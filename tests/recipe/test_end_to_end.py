@@ -50,6 +50,14 @@ SECTIONS = ("Environment", "Commands and time per stage", "Data", "Pretraining c
 # moments ends 2.5e-4 away after its 3 remaining steps.
 RESUME_ATOL = 1e-6
 CLUSTER_MEASURES = ("pnmi", "pnmi_corrected", "phone_purity", "cluster_purity")
+# The global steps stage 5 keeps of each run: the CI schedules scaled by 24/36 end their phases at
+# 11 and 24 (ci_baseline) and 11, 18 and 24 (ci_progressive); every run keeps step 0, and a phase
+# with "snapshots: 2" (both of ci_baseline's, ci_progressive's first) one half-way too. Of those,
+# stage 8's ASR evaluates 3 per run by default: the kept steps nearest to 1/3 and 2/3 of the last
+# (8 and 16), and the last.
+KEPT_STEPS = {"ci_baseline": [0, 6, 11, 17, 24], "ci_progressive": [0, 6, 11, 18, 24]}
+ASR_CHECKPOINTS = {"ci_baseline": ["p1/step6", "p2/step17", "p2/step24"],
+                   "ci_progressive": ["p1/step6", "p2/step18", "p3/step24"]}
 
 
 def write_configs(conf: Path) -> None:
@@ -163,7 +171,7 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
         assert [c["phase"] for c in checkpoints if c["phase_end"]] == phase_ends
         assert checkpoints[-1]["global_step"] == STEPS
         steps = [c["global_step"] for c in checkpoints]
-        assert steps == sorted(set(steps)), f"{strategy}: checkpoints repeated or out of order: {steps}"
+        assert steps == KEPT_STEPS[strategy], f"{strategy}: kept {steps}"
     summary = json.loads((progressive / "phase3" / "summary.json").read_text())
     assert summary["labels"]["source"]["layer"] == 4  # the top layer of the 4-layer model
     assert json.loads((progressive / "phase2" / "phase_start.json").read_text())["warm_start"][
@@ -213,15 +221,17 @@ def test_whole_recipe_two_strategies_with_interruptions(tmp_path, recipe_copy, r
     for strategy in STRATEGIES:
         assert f"| {strategy}_tiny_{STEPS} |" in text
     # Rows: per evaluation set (dev_clean, test_clean), the two controls and the two runs (fine-tuning:
-    # reset 2; ASR: up to 3 checkpoints of each run, the default). Every row has its mean ± std over
-    # the two seeds.
-    from espnet_hubert_ae.asr.pipeline import run_checkpoints
-
-    registry = recipe / "exp" / "upstreams.json"
-    runs = {entry["run"] for entry in json.loads(registry.read_text())["upstreams"]}
-    asr_rows = 2 + sum(len(run_checkpoints(run, 3, registry)) for run in runs)
-    assert asr_rows > 4
-    for section, rows in (("SUPERB-style ASR", asr_rows), ("Phoneme recognition", 4), ("Libri-light fine-tuning", 4)):
+    # reset 2; ASR: the 3 checkpoints of each run above, the default). Every row has its mean ± std
+    # over the two seeds.
+    asr_names = [f"{s}_tiny_{STEPS}/{c}" for s in STRATEGIES for c in ASR_CHECKPOINTS[s]]
+    trained = {p.name for p in (recipe / "exp" / "asr_superb" / "quick_superb").iterdir()
+               if re.search(r"_step[1-9]\d*$", p.name)}
+    assert trained == {name.replace("/", "_") for name in asr_names}
+    asr_table = text.split("## SUPERB-style ASR")[1].split("\n## ")[0]
+    for name in asr_names:
+        for eval_set in ("dev_clean", "test_clean"):
+            assert f"| {name} | {name.rsplit('step', 1)[1]} | {eval_set} | 2 |" in asr_table, (name, asr_table)
+    for section, rows in (("SUPERB-style ASR", 2 + 6), ("Phoneme recognition", 4), ("Libri-light fine-tuning", 4)):
         table = text.split(f"## {section}")[1].split("\n## ")[0]
         cells = re.findall(r"\| (dev_clean|test_clean) \| 2 \| \d+\.\d ± \d+\.\d \|", table)
         assert len(cells) == 2 * rows, (section, table)

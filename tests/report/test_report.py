@@ -266,3 +266,45 @@ def test_sections_of_stages_not_run_say_how_to_run_them(tmp_path, repo_root):
     assert "_No pretraining run yet: run stage 5._" in text
     assert "_No results yet: run stage 8._" in text
     assert "./run.sh --strategy \"baseline progressive\"" in text
+
+
+def test_layer_health_warnings_appear_in_results_md(recipe, repo_root):
+    from espnet_hubert_ae.pretrain.health import assess
+
+    def set_health(run: str, phase: int, gains: list[float], updates: list[float]) -> None:
+        path = recipe / "exp" / "pretrain" / run / f"phase{phase}" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["health"] = assess(gains, updates)  # as the phase runner records it
+        path.write_text(json.dumps(summary))
+
+    set_health("baseline_tiny_40", 1, [1.0, 0.98], [0.5, 0.4])
+    text = render(collect(recipe), repo_root, report_dir=recipe / "exp" / "report")
+    section = text.split("### Layer health")[1].split("\n## ")[0]
+    assert "| baseline_tiny_40 | 1 | 1.00 0.98 | 0.500 0.400 |" in section
+    assert "No layer of any phase is collapsing or dead." in section and "**Warnings**" not in section
+
+    # The last phase of progressive: layer 2's LayerNorms collapsing, layer 3 passing its input through.
+    set_health("progressive_tiny_40", 2, [0.95, 0.12, 0.9], [0.4, 0.3, 0.004])
+    results = collect(recipe)
+    text = render(results, repo_root, report_dir=recipe / "exp" / "report")
+    section = text.split("### Layer health")[1].split("\n## ")[0]
+    assert "| progressive_tiny_40 | 2 | 0.95 0.12 0.90 | 0.400 0.300 0.004 |" in section
+    warnings = [line for line in section.split("**Warnings**:")[1].splitlines() if line.startswith("- ")]
+    assert warnings == ["- **progressive_tiny_40 phase 2**: layer 2: mean LayerNorm gain 0.120 < 0.3 (collapsing)",
+                        "- **progressive_tiny_40 phase 2**: layer 3: changes its input by 0.0040 < 0.01 (dead)"]
+    assert "No layer of any phase is collapsing or dead." not in section
+    health = results_json(results, "baseline")["runs"]["progressive_tiny_40"]["health"]
+    assert health == {"min_ln_gain": 0.12, "dead_layers": [3], "collapsing_layers": [2]}
+
+
+def test_stage_times_give_wall_and_cpu_minutes_per_stage(tmp_path):
+    from espnet_hubert_ae.report.collect import collect_stage_times
+
+    path = tmp_path / "stage_times.tsv"
+    # An older record without CPU seconds, then run.sh's five fields; the latest record of a stage wins.
+    path.write_text("4\t2026-01-01 00:00:00\t60\t./run.sh\n"
+                    "5\t2026-01-01 00:01:00\t600\t900\t./run.sh --stage 5\n"
+                    "5\t2026-01-02 00:01:00\t1200\t2100\t./run.sh --stage 5\n")
+    times = collect_stage_times(path)
+    assert [(t.stage, t.seconds, t.cpu_seconds, t.command) for t in times] == [
+        (4, 60.0, None, "./run.sh"), (5, 1200.0, 2100.0, "./run.sh --stage 5")]

@@ -94,9 +94,10 @@ def _register(checkpoint: Path, expdir: Path) -> None:
     assert cli.main(["register", "--expdir", str(expdir)]) == 0
 
 
-def test_stock_asr_train_with_hubert_ae_local_frontend(tmp_path, asr_utterances, tiny_hubert_checkpoint):
+def test_stock_asr_train_with_hubert_ae_local_frontend(tmp_path, asr_utterances, hubert_checkpoint):
+    """Each model family as the frontend of stock ESPnet ASR training, in a fresh process."""
     torch.set_num_threads(1)
-    _register(tiny_hubert_checkpoint, tmp_path / "exp")
+    _register(hubert_checkpoint, tmp_path / "exp")
     data = tmp_path / "data"
     _write_espnet_inputs(data, asr_utterances)
     (tmp_path / "asr.yaml").write_text(yaml.safe_dump(_asr_config(UPSTREAM_NAME)))

@@ -25,8 +25,8 @@ def s3prl_nn():
 
 
 @pytest.fixture(scope="module")
-def upstream(s3prl_nn, tiny_hubert_checkpoint):
-    return s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url=str(tiny_hubert_checkpoint)).eval()
+def upstream(s3prl_nn, hubert_checkpoint):
+    return s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url=str(hubert_checkpoint)).eval()
 
 
 def _batch(*lengths, seed=0):
@@ -80,12 +80,11 @@ def test_very_short_and_empty_audio(upstream):
             upstream(*_batch(16000, 0))
 
 
-def test_registered_name_and_sample_rate_through_extra_conf(s3prl_nn, tiny_hubert_checkpoint, tmp_path,
-                                                            monkeypatch):
+def test_registered_name_and_sample_rate_through_extra_conf(s3prl_nn, hubert_checkpoint, tmp_path, monkeypatch):
     expdir = tmp_path / "exp"
     (expdir / "pretrain" / "baseline_tiny").mkdir(parents=True)
     (expdir / "pretrain" / "baseline_tiny" / "checkpoints.json").write_text(
-        f'[{{"path": "{tiny_hubert_checkpoint}", "strategy": "baseline", "phase": 1, "global_step": 10}}]')
+        f'[{{"path": "{hubert_checkpoint}", "strategy": "baseline", "phase": 1, "global_step": 10}}]')
     cli.main(["register", "--expdir", str(expdir)])
     monkeypatch.setenv(REGISTRY_ENV, str(expdir / "upstreams.json"))
     at_8k = s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline_tiny/p1/step10",
@@ -98,9 +97,10 @@ def test_registered_name_and_sample_rate_through_extra_conf(s3prl_nn, tiny_huber
         s3prl_nn.S3PRLUpstream("hubert_ae_local", path_or_url="baseline_tiny/p1/step1")
 
 
-def test_espnet_hubert_local_loads_the_same_checkpoint(s3prl_nn, tiny_hubert_checkpoint, upstream):
-    """s3prl's built-in loader sees transformer layers only: its index k is our k + 1."""
-    builtin = s3prl_nn.S3PRLUpstream("espnet_hubert_local", path_or_url=str(tiny_hubert_checkpoint)).eval()
+def test_espnet_hubert_local_loads_the_same_checkpoint(s3prl_nn, hubert_checkpoint, upstream):
+    """s3prl's built-in loader sees transformer layers only: its index k is our k + 1. (The
+    log-mel encoder is in ESPnet's table through the start-up hook, as in any process.)"""
+    builtin = s3prl_nn.S3PRLUpstream("espnet_hubert_local", path_or_url=str(hubert_checkpoint)).eval()
     assert builtin.num_layers == upstream.num_layers - 1
     wavs, lengths = _batch(12000, seed=2)
     with torch.no_grad():

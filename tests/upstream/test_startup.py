@@ -30,7 +30,7 @@ def fake_module(tmp_path, monkeypatch):
 
 def test_hook_calls_back_once_after_the_module_ran(fake_module):
     seen = []
-    hook = startup.PostImportHook(fake_module, lambda module: seen.append(module.builtin_entry()))
+    hook = startup.PostImportHook({fake_module: lambda module: seen.append(module.builtin_entry())})
     sys.meta_path.insert(0, hook)
     try:
         module = importlib.import_module(fake_module)
@@ -44,7 +44,7 @@ def test_hook_calls_back_once_after_the_module_ran(fake_module):
 
 
 def test_hook_ignores_other_modules(fake_module):
-    hook = startup.PostImportHook("not.this.one", lambda module: pytest.fail("called for another module"))
+    hook = startup.PostImportHook({"not.this.one": lambda module: pytest.fail("called for another module")})
     sys.meta_path.insert(0, hook)
     try:
         importlib.import_module(fake_module)
@@ -56,8 +56,8 @@ def test_install_is_idempotent_and_registers_an_already_imported_hub(fake_module
     module = importlib.import_module(fake_module)
     before = list(sys.meta_path)
     try:
-        hook = startup.install(fake_module)
-        assert startup.install(fake_module) is hook
+        hook = startup.install({fake_module: startup._register_in_hub})
+        assert startup.install({fake_module: startup._register_in_hub}) is hook
         assert callable(module.hubert_ae_local)
     finally:
         sys.meta_path[:] = before
@@ -65,7 +65,7 @@ def test_install_is_idempotent_and_registers_an_already_imported_hub(fake_module
 
 def test_install_can_be_switched_off(monkeypatch):
     monkeypatch.setenv(startup.DISABLE_ENV, "0")
-    assert startup.install("anything.at.all") is None
+    assert startup.install() is None
 
 
 def test_startup_pth_is_installed():
@@ -113,3 +113,18 @@ def test_fresh_process_sees_the_upstream_in_the_hub(tmp_path):
         extra_path=stub,
     )
     assert out.split() == ["True", "espnet_hubert_ae.upstream.hubconf"]
+
+
+def test_fresh_process_builds_a_log_mel_checkpoint_with_stock_espnet(tmp_path, logmel_hubert_checkpoint):
+    """The start-up hook puts the log-mel encoder in ESPnet's table: stock loading needs nothing else."""
+    out = _fresh_python(
+        f"""
+        from espnet2.tasks.hubert import HubertTask
+        model, _ = HubertTask.build_model_from_file(
+            "{logmel_hubert_checkpoint.parent / 'config.yaml'}", "{logmel_hubert_checkpoint}", "cpu")
+        import sys
+        print(type(model.encoder).__name__, "espnet_hubert_ae.upstream.hubconf" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert out.split()[-2:] == ["LogMelHuBERTPretrainEncoder", "False"]

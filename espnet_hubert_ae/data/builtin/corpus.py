@@ -57,6 +57,7 @@ from espnet_hubert_ae.data.datadir import (
     read_datadir,
     write_datadir,
 )
+from espnet_hubert_ae.defaults import BUILTIN_MINUTES
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ def _is_complete(setdir: Path, stamp: str) -> bool:
 def prepare_builtin(
     datadir: Path,
     *,
-    minutes: float = 30.0,
+    minutes: float = BUILTIN_MINUTES,
     seed: int = 1,
     nj: int = 1,
     audio_dir: Path | None = None,
