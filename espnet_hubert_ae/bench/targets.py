@@ -314,10 +314,8 @@ def bench_source(spec: str, sets, hours, args, root: Path) -> dict:
         "streaming": run_make_targets(root / tag / "streaming", sets, args.train_set, options, args, dtype),
     }
     figures = {name: path_figures(run, hours, args.train_set, portion_hours) for name, run in runs.items()}
-    full_dir, stream_dir = (Path(runs[n]["out_dir"]) for n in ("full", "streaming"))
-    centroids_identical = bool(np.array_equal(np.load(full_dir / "kmeans" / "centroids.npy"),
-                                              np.load(stream_dir / "kmeans" / "centroids.npy")))  # fmt: skip
-    labels_identical = all((full_dir / s / "text").read_bytes() == (stream_dir / s / "text").read_bytes() for s in sets)
+    centroids_identical, labels_identical = same_targets(*(Path(runs[n]["out_dir"]) for n in ("full", "streaming")),
+                                                         list(sets))  # fmt: skip
     result = {
         **about, "k": k, "train_hours": round(train_hours, 4), "hours": round(sum(hours.values()), 4),
         "fit_hours": round(portion_hours, 4), "fit_frames": frames, "fit_portion_bytes": fit_bytes,
@@ -337,6 +335,14 @@ def bench_source(spec: str, sets, hours, args, root: Path) -> dict:
                                                  options + ["--seed", "2"], args, ["--feature_dtype", "float32"])  # fmt: skip
         result["dtype_check"] = dtype_check({n: runs[n] for n in ("float16", "float32", "float32_seed2")}, k)
     return result
+
+
+def same_targets(a: Path, b: Path, set_names: list[str]) -> tuple[bool, bool]:
+    """Whether two target directories hold the same centroids, and byte for byte the same labels
+    of every set."""
+    centroids = bool(np.array_equal(np.load(a / "kmeans" / "centroids.npy"), np.load(b / "kmeans" / "centroids.npy")))
+    labels = all((a / s / "text").read_bytes() == (b / s / "text").read_bytes() for s in set_names)
+    return centroids, labels
 
 
 def frame_count_of(about: dict):

@@ -221,6 +221,17 @@ class ShardLabeller:
             self._stored[set_name] = features
         return self._stored[set_name]
 
+    def batch_features(self, set_name: str, shard: int) -> Iterator[tuple[list[Utterance], list[np.ndarray], bool]]:
+        """Each planned batch of a shard with its features (float32 arrays, one per utterance)
+        and whether they were read: from the dump that holds them, else computed and rounded to
+        the plan's dtype -- the same numbers either way."""
+        stored = self.stored(set_name)
+        for batch in self.shards(set_name)[shard]:
+            if stored is not None and all(u.utt_id in stored.spans for u in batch):
+                yield batch, [stored.read(u.utt_id) for u in batch], True
+            else:
+                yield batch, compute_batch(self.extractor, batch, self.plan.feature_dtype), False
+
     def label(self, set_name: str, shard: int) -> bool:
         """Label shard ``shard`` (0-based) of a set unless it is done; True when it was made now."""
         directory = self.plan.shard_dir(set_name)
@@ -231,21 +242,14 @@ class ShardLabeller:
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob(f".text.{shard}.*.tmp"):  # left by a killed job
             stale.unlink(missing_ok=True)
-        batches = self.shards(set_name)[shard]
-        stored = self.stored(set_name)
-        utts = [u for batch in batches for u in batch]
+        utts = [u for batch in self.shards(set_name)[shard] for u in batch]
         bar = tqdm(total=len(utts), desc=f"labels {set_name} shard {shard + 1}/{self.plan.nj}", unit="utt",
                    leave=False, disable=None)  # fmt: skip
         counts = {"utterances": 0, "frames": 0, "length_fixed": 0, "read": 0, "computed": 0}
         wall_start, cpu_start = time.perf_counter(), cpu_seconds()
         with atomic_open(path) as out:
-            for batch in batches:
-                if stored is not None and all(u.utt_id in stored.spans for u in batch):
-                    features = [stored.read(u.utt_id) for u in batch]
-                    counts["read"] += len(batch)
-                else:
-                    features = compute_batch(self.extractor, batch, self.plan.feature_dtype)
-                    counts["computed"] += len(batch)
+            for batch, features, read in self.batch_features(set_name, shard):
+                counts["read" if read else "computed"] += len(batch)
                 ids = self.assign(np.concatenate(features))
                 start = 0
                 for utt, feats in zip(batch, features):

@@ -21,6 +21,24 @@ def test_matched_agreement_ignores_cluster_names():
     assert matched_agreement(a, one_off, 3) == pytest.approx(7 / 8)
 
 
+def test_same_targets_compares_centroids_and_every_set(tmp_path):
+    from espnet_hubert_ae.bench.targets import same_targets
+
+    for name in ("a", "b"):
+        (tmp_path / name / "kmeans").mkdir(parents=True)
+        np.save(tmp_path / name / "kmeans" / "centroids.npy", np.eye(3, dtype=np.float32))
+        for set_name in ("train", "dev"):
+            (tmp_path / name / set_name).mkdir()
+            (tmp_path / name / set_name / "text").write_text("u1 0 1 2\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert same_targets(a, b, ["train", "dev"]) == (True, True)
+    (b / "dev" / "text").write_text("u1 0 1 1\n")
+    assert same_targets(a, b, ["train", "dev"]) == (True, False)
+    assert same_targets(a, b, ["train"]) == (True, True)
+    np.save(b / "kmeans" / "centroids.npy", np.eye(3, dtype=np.float32) * np.float32(1 + 2**-20))
+    assert same_targets(a, b, ["train"]) == (False, True)
+
+
 def test_targets_bench_on_the_tiny_model(synthetic_sets, tmp_path, capsys):
     datadir = synthetic_sets["train"].parent
     argv = ["--datadir", str(datadir), "--train_set", "train", "--eval_sets", "dev", "--minutes", "0",

@@ -15,7 +15,7 @@ from espnet_hubert_ae.targets.labels import check_label_counts, read_label_text
 from espnet_hubert_ae.targets.features import FeatureSet
 from espnet_hubert_ae.targets.pipeline import MFCC, Layer, finish_targets, make_targets, target_dir
 from espnet_hubert_ae.targets.sources import TargetError
-from espnet_hubert_ae.targets.streaming import ShardLabeller
+from espnet_hubert_ae.targets.streaming import LabelPlan, ShardLabeller
 
 
 def _samples(datadir):
@@ -29,6 +29,14 @@ def _labels(path):
 def _same_labels(a, b) -> bool:
     a, b = _labels(a), _labels(b)
     return a.keys() == b.keys() and all(np.array_equal(a[u], b[u]) for u in a)
+
+
+def _searched_features(result, set_name) -> dict[str, np.ndarray]:
+    """Each utterance's features as the labeller of a finished label set searches them."""
+    labeller = ShardLabeller(LabelPlan.read(result.out_dir))
+    return {utt.utt_id: feats for shard in range(labeller.plan.nj)
+            for batch, features, _ in labeller.batch_features(set_name, shard)
+            for utt, feats in zip(batch, features)}  # fmt: skip
 
 
 def test_mfcc_targets_end_to_end(synthetic_sets, tmp_path):
@@ -89,6 +97,10 @@ def test_streaming_and_full_dump_give_the_same_labels(synthetic_sets, tiny_huber
         for name in synthetic_sets:
             assert full.text(name).read_bytes() == streamed.text(name).read_bytes()
             assert full.summary["per_set"][name]["computed"] == 0
+            # What the labels are searched from: read from the whole-set dump, or computed (dev,
+            # the train set beyond the fit portion) and rounded like it -- the same numbers.
+            read, computed = (_searched_features(result, name) for result in (full, streamed))
+            assert read.keys() == computed.keys() and all(np.array_equal(read[u], computed[u]) for u in read)
         assert streamed.summary["per_set"]["dev"]["read"] == 0
         assert streamed.summary["per_set"]["train"]["read"] == 4  # the fit portion, from its dump
         assert streamed.summary["feature_bytes"] < full.summary["feature_bytes"] / 2
