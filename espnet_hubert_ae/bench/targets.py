@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float16 against float32 fits (two more streaming runs per source)")
     p.add_argument("--workdir", type=Path, default=None, help="keep the runs here [a temporary folder]")
     p.add_argument("--extrapolate", type=Path, nargs="+", default=None,
-                   help="only print the 960 h / 60 kh table from the JSON lines of earlier runs (their figures "
-                        "merged in order)")  # fmt: skip
+                   help="only print the tables (per hour, and extrapolated to 960 h / 60 kh) from the JSON last "
+                        "lines of earlier runs (their figures merged in order)")  # fmt: skip
     return p
 
 
@@ -381,30 +381,45 @@ def print_source(r: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # Extrapolation: the per-hour figures applied to a schedule at LibriSpeech and Libri-light scale
 
-SCHEDULES = {  # phases of the presets with HuBERT Base: (source, K)
-    "baseline": [("mfcc", 100), ("base:6", 500)],
-    "progressive": [("mfcc", 100), ("base:3", 200), ("base:6", 300), ("base:9", 500)],
-}
+STRATEGIES = ("baseline", "progressive")
 SCALES = (960.0, 60000.0)  # hours of pretraining audio: LibriSpeech, Libri-light
+
+
+def schedule_phases(strategy: str, model: str = "base") -> list[tuple[str, int]]:
+    """The targets of each phase of a strategy preset with a model preset: ``(source, K)``,
+    the source ``mfcc`` or ``<model>:<layer>``."""
+    import yaml
+
+    from espnet_hubert_ae.pretrain.schedule import load_schedule
+    from espnet_hubert_ae.utils.presets import resolve_preset
+
+    layers = int(yaml.safe_load(resolve_preset("model", model).read_text())["encoder_conf"]["encoder_num_layers"])
+    return [("mfcc" if phase.targets.kind == "mfcc" else f"{model}:{phase.targets.resolve(layers)}", int(phase.k))
+            for phase in load_schedule(strategy).phases]  # fmt: skip
 
 
 def cost_model(figures: dict) -> dict:
     """Per-hour rates from one run of this benchmark (its JSON): for MFCC and for base layers.
 
-    ``extract``: CPU s to compute an hour of features (other layers of a measured model: scaled
-    by their extraction-alone timings); ``read_search``: CPU s per hour to label from a dump;
-    ``search``: the streaming labels' CPU per hour less the extraction (the search, at the
-    measured K); ``fit``: k-means CPU s per hour of fit audio at the measured K; ``bytes``: disk
-    per hour of stored features."""
+    ``extract``: CPU s to compute an hour of features (the full path's dumps; other layers of a
+    measured model: scaled by their extraction-alone timings); ``read`` and ``search``: CPU s
+    per hour to read stored features and to search their nearest centroids at the measured K,
+    solved from both paths' labelling -- the full path reads and searches every hour
+    (``read + search``), the streaming path computes and searches all but the fit portion and
+    reads and searches that (a share ``f`` of the hours): ``(1 - f) extract + f read + search``;
+    ``fit``: k-means CPU s per hour of fit audio at the measured K; ``bytes``: disk per hour of
+    stored features."""
     rates = {}
     alone = {e["source"]: e["cpu_s_per_hour"] for e in figures.get("extraction", [])}
     for r in figures["sources"]:
         spec = "mfcc" if r["source"] == "mfcc" else r["source"].replace(" layer ", ":")
-        hours = r["hours"]
+        hours, share = r["hours"], r["fit_hours"] / r["hours"]
         extract = r["full"]["dump_cpu_s"] / hours
+        full_labels, streaming_labels = r["full"]["labels_cpu_s"] / hours, r["streaming"]["labels_cpu_s"] / hours
+        search = (streaming_labels - (1 - share) * extract - share * full_labels) / (1 - share)
+        search = min(max(0.0, search), full_labels)  # measurement noise kept within what was measured
         rates[spec] = {
-            "k": r["k"], "dim": r["dim"], "extract": extract, "read_search": r["full"]["labels_cpu_s"] / hours,
-            "search": max(0.0, r["streaming"]["labels_cpu_s"] / hours - extract),
+            "k": r["k"], "dim": r["dim"], "extract": extract, "read": full_labels - search, "search": search,
             "fit": r["full"]["kmeans_cpu_s"] / r["fit_hours"],
             "bytes": r["full"]["feature_bytes"] / hours, "portion": r["fit_hours"] / r["train_hours"],
         }  # fmt: skip
@@ -420,8 +435,8 @@ def extrapolate(figures: dict, portion: float = 0.1) -> list[dict]:
     measured rates; K scales the search and the fit linearly (distances to K centroids)."""
     rates = cost_model(figures)
     rows = []
-    for strategy, phases in SCHEDULES.items():
-        for index, (spec, k) in enumerate(phases, 1):
+    for strategy in STRATEGIES:
+        for index, (spec, k) in enumerate(schedule_phases(strategy), 1):
             if spec not in rates:
                 continue
             r = rates[spec]
@@ -429,10 +444,10 @@ def extrapolate(figures: dict, portion: float = 0.1) -> list[dict]:
             for hours in SCALES:
                 fit_hours = hours * portion
                 fit = r["fit"] * scale_k * fit_hours
-                read = max(0.0, r["read_search"] - r["search"])  # reading a dump does not grow with K
-                full = hours * r["extract"] + fit + hours * (read + r["search"] * scale_k)
-                streaming = fit_hours * r["extract"] + fit + (hours - fit_hours) * r["extract"] \
-                    + hours * r["search"] * scale_k
+                search = hours * r["search"] * scale_k  # reading a dump does not grow with K
+                full = hours * r["extract"] + fit + hours * r["read"] + search
+                # the fit portion's features computed once (its dump), then read for its labels
+                streaming = hours * r["extract"] + fit + fit_hours * r["read"] + search
                 rows.append({
                     "strategy": strategy, "phase": index, "source": spec, "k": k, "hours": hours,
                     "full_disk_tb": hours * r["bytes"] / 1e12, "streaming_disk_tb": fit_hours * r["bytes"] / 1e12,
@@ -441,8 +456,41 @@ def extrapolate(figures: dict, portion: float = 0.1) -> list[dict]:
     return rows
 
 
-def print_extrapolation(rows: list[dict]) -> None:
-    print("extrapolated from the per-hour figures above (train set only, portion 0.1, K scaling search and fit):")
+def per_hour_rows(results: list[dict]) -> list[dict]:
+    """Each source's measured figures per hour of audio, both paths: disk of the stored features
+    per hour stored, CPU s of extraction per hour stored, of k-means per hour fitted, of labels
+    (with the streaming path's extraction) and of everything per hour labelled."""
+    rows = []
+    for r in results:
+        for path in ("full", "streaming"):
+            f = r[path]
+            stored = r["hours"] if path == "full" else r["fit_hours"]
+            rows.append({
+                "source": r["source"], "k": r["k"], "dim": r["dim"], "path": path, "stored_hours": stored,
+                "hours": r["hours"], "disk_peak_mb": f["disk_peak_bytes"] / 1e6,
+                "mb_per_stored_hour": f["feature_bytes"] / stored / 1e6,
+                "extract_cpu_s_per_stored_hour": f["dump_cpu_s"] / stored,
+                "kmeans_cpu_s_per_fit_hour": f["kmeans_cpu_s"] / r["fit_hours"],
+                "labels_cpu_s_per_hour": f["labels_cpu_s"] / r["hours"], "cpu_s_per_hour": f["cpu_s"] / r["hours"],
+                "peak_memory_mb": f["peak_memory_mb"],
+            })  # fmt: skip
+    return rows
+
+
+def print_per_hour(results: list[dict]) -> None:
+    print("measured, per hour of audio (labels of the streaming path include computing the features):")
+    print("| targets | K | path | features stored | disk peak (MB) | MB per hour stored | extraction CPU s per hour "
+          "stored | k-means CPU s per hour fitted | labels CPU s per hour | all CPU s per hour | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in per_hour_rows(results):
+        print(f"| {r['source']} ({r['dim']}-d) | {r['k']} | {r['path']} | {r['stored_hours']:.3f} of {r['hours']:.3f} h | "
+              f"{r['disk_peak_mb']:.1f} | {r['mb_per_stored_hour']:.1f} | {r['extract_cpu_s_per_stored_hour']:.0f} | "
+              f"{r['kmeans_cpu_s_per_fit_hour']:.0f} | {r['labels_cpu_s_per_hour']:.0f} | {r['cpu_s_per_hour']:.0f} | "
+              f"{r['peak_memory_mb']:.0f} |")  # fmt: skip
+
+
+def print_extrapolation(rows: list[dict], portion: float = 0.1) -> None:
+    print(f"extrapolated from the per-hour figures (train set only, portion {portion:g}, K scaling search and fit):")
     print("| strategy | phase | targets | K | hours | disk full (TB) | disk streaming (TB) | CPU h full | "
           "CPU h streaming | of which k-means |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -459,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             figures = json.loads(path.read_text().strip().splitlines()[-1])
             merged["sources"] += figures["sources"]
             merged["extraction"] += figures["extraction"]
-        print_extrapolation(extrapolate(merged, args.portion))
+        print_per_hour(merged["sources"])
+        print_extrapolation(extrapolate(merged, args.portion), args.portion)
         return 0
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory(prefix="bench_targets.") as tmp:
@@ -478,9 +527,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"extraction alone, {e['source']}: {e['cpu_s_per_hour']} CPU s per hour of audio "
                   f"({e['audio_s']} s measured)")  # fmt: skip
     ok = all(r["labels_identical"] and r["centroids_identical"] for r in results)
+    print_per_hour(results)
     table = extrapolate({"sources": results, "extraction": extraction}, args.portion)
     if table:
-        print_extrapolation(table)
+        print_extrapolation(table, args.portion)
     print(json.dumps({"benchmark": "targets", "sets": {n: round(h, 4) for n, h in hours.items()},
                       "sources": results, "extraction": extraction, "identical": ok}))  # fmt: skip
     return 0 if ok else 1

@@ -75,30 +75,47 @@ def test_float16_against_float32_fits(synthetic_sets, tmp_path):
 
 
 def _measured(source, k, dim, dump, full_labels, stream_labels, kmeans, feature_bytes):
+    """A source's figures as the bench records them: 2 h labelled, k-means on 0.15 h of a 1.5 h train set."""
     return {"source": source, "k": k, "dim": dim, "hours": 2.0, "train_hours": 1.5, "fit_hours": 0.15,
             "full": {"dump_cpu_s": dump, "labels_cpu_s": full_labels, "kmeans_cpu_s": kmeans,
-                     "feature_bytes": feature_bytes},
-            "streaming": {"labels_cpu_s": stream_labels}}  # fmt: skip
+                     "feature_bytes": feature_bytes, "disk_peak_bytes": feature_bytes,
+                     "cpu_s": dump + kmeans + full_labels, "peak_memory_mb": 900.0},
+            "streaming": {"dump_cpu_s": dump * 0.075, "labels_cpu_s": stream_labels, "kmeans_cpu_s": kmeans,
+                          "feature_bytes": feature_bytes * 0.075, "disk_peak_bytes": feature_bytes * 0.075,
+                          "cpu_s": dump * 0.075 + kmeans + stream_labels, "peak_memory_mb": 950.0}}  # fmt: skip
 
 
 def test_extrapolation_from_per_hour_rates():
-    from espnet_hubert_ae.bench.targets import extrapolate
+    from espnet_hubert_ae.bench.targets import cost_model, extrapolate, per_hour_rows, schedule_phases
 
+    assert schedule_phases("baseline") == [("mfcc", 100), ("base:6", 500)]
+    assert schedule_phases("progressive") == [("mfcc", 100), ("base:3", 200), ("base:6", 300), ("base:9", 500)]
+    # Per hour, base layer 6: extraction 1000 CPU s, reading 10, search 40 at K=500; the fit portion
+    # (0.15 of 2 h) is read, the rest computed, on the streaming path: 0.925 * 1000 + 0.075 * 10 + 40.
     figures = {
-        "sources": [_measured("mfcc", 100, 39, 200.0, 40.0, 230.0, 30.0, 2e9),
-                    _measured("base layer 6", 500, 768, 2000.0, 100.0, 2080.0, 300.0, 4e11)],
+        "sources": [_measured("mfcc", 100, 39, 200.0, 40.0, 2 * (92.5 + 0.075 * 5 + 15), 30.0, 2e9),
+                    _measured("base layer 6", 500, 768, 2000.0, 100.0, 2 * (925 + 0.75 + 40), 300.0, 4e11)],
         "extraction": [{"source": "base:3", "cpu_s_per_hour": 600.0}, {"source": "base:6", "cpu_s_per_hour": 1200.0},
                        {"source": "base:9", "cpu_s_per_hour": 1800.0}],
     }  # fmt: skip
+    rates = cost_model(figures)
+    assert rates["base:6"]["search"] == pytest.approx(40) and rates["base:6"]["read"] == pytest.approx(10)
+    assert rates["mfcc"]["search"] == pytest.approx(15) and rates["base:3"]["extract"] == pytest.approx(500)
     rows = {(r["strategy"], r["phase"], r["hours"]): r for r in extrapolate(figures, portion=0.1)}
     assert len(rows) == 2 * (2 + 4)
-    # base layer 6 at 960 h: extraction 1000 s/h, reading 10, search 40 at K=500, k-means 2000 s per fit hour.
+    # base layer 6 at 960 h: k-means 2000 s per fit hour on 96 h; streaming reads only the fit portion.
     layer6 = rows[("baseline", 2, 960.0)]
-    assert layer6["full_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 960 * 50) / 3600)
-    assert layer6["streaming_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 960 * 40) / 3600)
+    assert layer6["full_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 960 * 10 + 960 * 40) / 3600)
+    assert layer6["streaming_cpu_h"] == pytest.approx((960 * 1000 + 2000 * 96 + 96 * 10 + 960 * 40) / 3600)
     assert layer6["full_disk_tb"] == pytest.approx(960 * 2e11 / 1e12)
     assert layer6["streaming_disk_tb"] == pytest.approx(96 * 2e11 / 1e12)
     # layer 3 extracts at half layer 6's cost; K=200 scales the search and the fit by 0.4.
     layer3 = rows[("progressive", 2, 60000.0)]
     assert layer3["full_cpu_h"] == pytest.approx((60000 * 500 + 2000 * 0.4 * 6000 + 60000 * (10 + 40 * 0.4)) / 3600)
     assert rows[("progressive", 1, 960.0)]["fit_cpu_h"] == pytest.approx(200 * 96 / 3600)
+
+    full, streaming = per_hour_rows(figures["sources"][1:])
+    assert (full["stored_hours"], streaming["stored_hours"]) == (2.0, 0.15)
+    assert full["mb_per_stored_hour"] == pytest.approx(streaming["mb_per_stored_hour"]) == pytest.approx(2e5)
+    assert streaming["extract_cpu_s_per_stored_hour"] == pytest.approx(1000)
+    assert streaming["labels_cpu_s_per_hour"] == pytest.approx(965.75) and full["labels_cpu_s_per_hour"] == 50

@@ -83,10 +83,11 @@ def test_mfcc_targets_end_to_end(synthetic_sets, tmp_path):
     assert json.loads((out / "key.json").read_text())["frames"] != summary["key"]["frames"]
 
 
-def test_streaming_and_full_dump_give_the_same_labels(synthetic_sets, tiny_hubert_checkpoint, tmp_path):
+@pytest.mark.parametrize("kind", ["mfcc", "layer"])
+def test_streaming_and_full_dump_give_the_same_labels(kind, synthetic_sets, tiny_hubert_checkpoint, tmp_path):
     """Both paths compute the same features (same batches, same rounding), so they fit the same
-    centroids and make the same labels, whatever the dtype and the number of shards."""
-    source = Layer(tiny_hubert_checkpoint, 2, tag="tiny")
+    centroids and make the same labels, whatever the source, the dtype and the number of shards."""
+    source = MFCC() if kind == "mfcc" else Layer(tiny_hubert_checkpoint, 2, tag="tiny")
     for dtype in ("float32", "float16"):
         common = dict(sets=synthetic_sets, train_set="train", source=source, k=5, portion=0.5, feature_dtype=dtype,
                       batch_seconds=5.0, feature_root=tmp_path / dtype / "features")  # fmt: skip
