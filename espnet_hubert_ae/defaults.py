@@ -45,6 +45,8 @@ BUILTIN_SNAPSHOT_EVERY = 300  # built-in corpus at that budget: a snapshot every
 BUDGET = "ratio"  # how a budget is shared: ratio (one factor for every strategy) or equal
 REFERENCE_STRATEGY = "baseline"  # whose budget --pretrain_steps is, and whose final score is the target
 KMEANS_PORTION = 0.1  # share of the pretraining utterances k-means is fitted on (fairseq, ESPnet: 10%)
+FEATURE_DTYPE = "float16"  # precision of the stored k-means features (README, "Targets at scale": measured)
+KEEP_FEATURES = False  # store every set's k-means features whole (True) or only the fit portion's, labels by streaming
 
 # --- Analysis (stage 7) and report (stage 10) ----------------------------------------------
 ANALYSIS_SET = "dev_clean"  # the set the layerwise analysis measures (needs phone and word alignments)
@@ -57,7 +59,10 @@ PR_CONFIG = ByCorpus("pr_tiny", "pr")  # stage 8 phoneme-recognition template (c
 
 
 def shell_value(value) -> str:
-    """A default as the shell sees it: a list as its words separated by spaces."""
+    """A default as the shell sees it: a list as its words separated by spaces, a truth value as
+    true or false (what the recipe's options take)."""
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, (tuple, list)):
         return " ".join(str(v) for v in value)
     return str(value)

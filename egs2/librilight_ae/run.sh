@@ -43,8 +43,10 @@ max_seconds=${default_max_seconds}  # utterances longer than this are excluded f
 # Pretraining
 strategy=${default_strategies}  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
 model=               # model preset or a config YAML (empty: ${default_model_builtin} for builtin, ${default_model_librispeech} otherwise); waveform: tiny (tests), small (CPU), base, large; log-mel: mel_tiny (tests), mel_small (CPU)
-targets_dir=dump/targets  # k-means features, models and labels, named by strategy, phase, source and K
+targets_dir=dump/targets  # k-means features, models and labels, named by source, K and a digest of what else makes them
 kmeans_portion=${default_kmeans_portion}  # share of the pretraining utterances k-means is fitted on (as fairseq and ESPnet fit it)
+keep_features=${default_keep_features}  # true: store every set's k-means features whole before labelling (false: only the fit portion's; labels by streaming)
+feature_dtype=${default_feature_dtype}  # precision of the stored k-means features (float16 or float32)
 pretrain_steps=      # pretraining budget in steps (empty: the schedules' own; builtin: builtin_pretrain_steps), see --budget
 budget=${default_budget}  # ratio: one factor scales every strategy, the one giving --reference_strategy --pretrain_steps steps
                      #   (strategies keep their schedules' ratios: progressive gets half the baseline's); equal: each gets it
@@ -86,6 +88,8 @@ case "${data}" in
     builtin|librispeech) ;;
     *) echo "$0: --data must be builtin or librispeech, not '${data}'" >&2; exit 2 ;;
 esac
+case "${keep_features}" in true|false) ;; *) echo "$0: --keep_features must be true or false, not '${keep_features}'" >&2; exit 2 ;; esac
+case "${feature_dtype}" in float16|float32) ;; *) echo "$0: --feature_dtype must be float16 or float32, not '${feature_dtype}'" >&2; exit 2 ;; esac
 for opt in stage stop_stage nj ngpu seed analysis_between; do
     [[ ${!opt} =~ ^[0-9]+$ ]] || { echo "$0: --${opt} must be a non-negative integer, not '${!opt}'" >&2; exit 2; }
 done
@@ -215,25 +219,41 @@ if run_stage 4; then
     log "Stage 4: initial targets (MFCC + k-means) -> ${targets_dir}/"
     [ -f "${dumpdir}/${pretrain_set}/wav.scp" ] || { echo "$0: ${dumpdir}/${pretrain_set} is missing: run stages 1-2" >&2; exit 1; }
     target_sets=$(present_sets ${pretrain_set} ${finetune_list} ${eval_list})
-    # MFCC of every set, one shard of each per job; shared by every phase-1 K
-    ${cpu_cmd} JOB=1:"${nj}" "${targets_dir}/logs/dump_mfcc.JOB.log" \
-        python -m espnet_hubert_ae.bin.dump_features --datadir "${dumpdir}" --sets ${target_sets} --source mfcc \
-            --feature_root "${targets_dir}/features" --nj "${nj}" --job JOB
+    # shellcheck disable=SC2206
+    targets_args=(--datadir "${dumpdir}" --sets ${target_sets} --train_set "${pretrain_set}" --source mfcc
+                  --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}"
+                  --seed "${seed}" --nj "${nj}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}")
+    # Named by what makes the labels (K of each strategy's first phase, ...): strategies asking for
+    # the same labels share them.
+    mapfile -t first_dirs < <(python -m espnet_hubert_ae.bin.make_targets "${targets_args[@]}" \
+        --strategy "${strategies[@]}" --k auto --print_dir)
+    [ ${#first_dirs[@]} -eq ${#strategies[@]} ] || { echo "$0: stage 4: cannot name the targets of --strategy (see above)" >&2; exit 1; }
+    made=" "
     for i in "${!strategies[@]}"; do
-        strategy=${strategies[i]}
-        k=$(python -m espnet_hubert_ae.bin.make_targets --strategy "${strategy}" --k auto --print_k)
-        targets_log=${targets_dir}/logs/make_targets.${strategy_names[i]}.p1.log
-        ${cpu_cmd} --num_threads "${nj}" "${targets_log}" \
-            python -m espnet_hubert_ae.bin.make_targets --datadir "${dumpdir}" --sets ${target_sets} \
-                --train_set "${pretrain_set}" --strategy "${strategy}" --phase 1 --source mfcc --k "${k}" \
-                --out_root "${targets_dir}" --frames_from "${model_config}" --portion "${kmeans_portion}" \
-                --seed "${seed}" --nj "${nj}"
-        grep -E "PNMI|pipeline: targets|reusing" "${targets_log}" >&2 || true
+        first_phase=("${targets_args[@]}" --strategy "${strategies[i]}" --k auto)
+        dir=${first_dirs[i]}
+        if [[ ${made} == *" ${dir} "* ]]; then log "  ${strategy_names[i]}: the same targets (${dir})"; continue; fi
+        made+="${dir} "
+        log "  ${strategy_names[i]}: ${dir}/ (logs: ${dir}/log/)"
+        # The fit portion's MFCC and k-means; then the labels of every set, one shard per job
+        # (only the shards still missing: a rerun redoes a failed or killed one alone); then
+        # their merge and quality.
+        ${cpu_cmd} --num_threads "${nj}" "${dir}/log/fit.log" \
+            python -m espnet_hubert_ae.bin.make_targets "${first_phase[@]}" --step fit
+        jobs=$(python -m espnet_hubert_ae.bin.make_targets --step missing --targets_dir "${dir}")
+        [ -z "${jobs}" ] || ${cpu_cmd} JOB="${jobs}" "${dir}/log/label.JOB.log" \
+            python -m espnet_hubert_ae.bin.make_targets --step label --targets_dir "${dir}" --job JOB
+        ${cpu_cmd} "${dir}/log/finish.log" python -m espnet_hubert_ae.bin.make_targets --step finish --targets_dir "${dir}"
+        grep -hE "PNMI|reusing" "${dir}/log/fit.log" "${dir}/log/finish.log" >&2 || true
     done
 fi
 
 if run_stage 5; then
     eval "extra_args=(${pretrain_args})"  # keeps quoted words, e.g. a --launcher command
+    # Later phases' label shards: one per GPU of the training job, each on its own (on the CPU: in
+    # the training process).
+    label_args=()
+    [ "${ngpu}" -gt 0 ] && label_args=(--label_cmd "local/run_job.sh --backend local --gpu 1" --label_jobs "${ngpu}")
     for strategy in "${strategies[@]}"; do
         log "Stage 5: pretraining with strategy '${strategy}'"
         run_tag=$(run_tag_of "${strategy}")
@@ -243,7 +263,8 @@ if run_stage 5; then
                 --datadir "${dumpdir}" --train_set "${pretrain_set}" --valid_set "${valid_set}" \
                 --exp_root "${expdir}/pretrain" --targets_root "${targets_dir}" "${budget_args[@]}" \
                 ${snapshot_every:+--snapshot_every "${snapshot_every}"} \
-                --kmeans_portion "${kmeans_portion}" --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
+                --kmeans_portion "${kmeans_portion}" --keep_features "${keep_features}" --feature_dtype "${feature_dtype}" \
+                ${label_args[@]+"${label_args[@]}"} --ngpu "${ngpu}" --nj "${nj}" --seed "${seed}" "${extra_args[@]}"
     done
 fi
 

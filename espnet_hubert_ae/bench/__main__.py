@@ -16,6 +16,8 @@ BENCHMARKS = {
     "logits": ("espnet_hubert_ae.bench.logits", "HuBERT's logits: matmul form vs torchaudio's, s/step per K"),
     "phases": ("espnet_hubert_ae.bench.phases", "steps/s per phase and the phase-switch overhead of a schedule"),
     "downstream": ("espnet_hubert_ae.bench.downstream", "frozen-upstream ASR: cached hidden states vs the live upstream"),
+    "targets": ("espnet_hubert_ae.bench.targets", "k-means targets per hour of audio: streaming labels vs full dumps"),
+    "throughput": ("espnet_hubert_ae.bench.throughput", "pretraining audio-s/s per device, peak memory, data-loading share"),
 }
 
 

@@ -37,7 +37,9 @@ CPU processes (for tests; gloo backend)::
         -- --multiprocessing_distributed false --dist_backend gloo
 
 Options after ``--`` go to ESPnet's trainer unchanged. The targets of each phase (features,
-k-means) run in this process, before the training launch. In distributed runs the ranks
+k-means) run in this process, before the training launch; with ``--label_cmd`` their label
+shards run as a job array (``--label_jobs`` shards, e.g. one per GPU of this node with
+``--label_cmd "local/run_job.sh --backend local --gpu 1"``). In distributed runs the ranks
 compare their weights at the end of every phase (``phase<N>/ddp_weights.json``).
 """
 
@@ -86,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=job["seed"])
     p.add_argument("--kmeans_portion", type=float, default=job["kmeans_portion"],
                    help="portion of the training set k-means fits on")
+    p.add_argument("--keep_features", choices=["true", "false"], default=str(job["keep_features"]).lower(),
+                   help="layer targets: store every set's features whole before labelling them (default: only the "
+                        "k-means fit portion; labels by streaming)")
+    p.add_argument("--feature_dtype", choices=["float16", "float32"], default=job["feature_dtype"],
+                   help="precision of the stored k-means features")
+    p.add_argument("--label_cmd", default=job["label_cmd"],
+                   help="run each phase's label shards as a job array with this job runner, e.g. "
+                        "'local/run_job.sh --backend local --gpu 1' (one GPU per shard) [in this process]")
+    p.add_argument("--label_jobs", type=int, default=job["label_jobs"], help="label shards per set [--nj]")
     p.add_argument("--launcher", default=job["launcher"],
                    help="command that launches training workers, e.g. torchrun ...")
     p.add_argument("--print_plan", action="store_true",
@@ -115,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             "mode": args.budget, "reference": args.budget_reference, "reference_steps": args.pretrain_steps},
         ngpu=args.ngpu, nj=args.nj, seed=args.seed, kmeans_portion=args.kmeans_portion,
         checkpoint_interval=args.checkpoint_interval, valid_seconds=args.valid_seconds or None,
-        snapshot_every=args.snapshot_every,
+        snapshot_every=args.snapshot_every, keep_features=args.keep_features == "true",
+        feature_dtype=args.feature_dtype, label_cmd=args.label_cmd, label_jobs=args.label_jobs,
         train_args=train_args, launcher=args.launcher,
     )  # fmt: skip
     if args.print_plan:

@@ -45,13 +45,14 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE
-from espnet_hubert_ae.defaults import KMEANS_PORTION, SEED
+from espnet_hubert_ae.defaults import KEEP_FEATURES, KMEANS_PORTION, SEED
 from espnet_hubert_ae.pretrain.health import checkpoint_health
 from espnet_hubert_ae.pretrain.schedule import PhasePlan, Schedule, ScheduleError, load_schedule
 from espnet_hubert_ae.pretrain.sharing import PHASE_KEY, adopt_phase, find_trained_phase, phase_key
+from espnet_hubert_ae.targets.features import DEFAULT_FEATURE_DTYPE
 from espnet_hubert_ae.utils.cost import Cost
 from espnet_hubert_ae.utils.fileio import atomic_write_text, done_marker
-from espnet_hubert_ae.utils.naming import phase_tag, run_tag, snapshot_name, snapshot_prefix, target_tag, upstream_name
+from espnet_hubert_ae.utils.naming import phase_tag, run_tag, snapshot_name, snapshot_prefix, upstream_name
 from espnet_hubert_ae.utils.presets import resolve_preset
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class PretrainJob:
     nj: int = 1
     seed: int = SEED
     kmeans_portion: float = KMEANS_PORTION
+    keep_features: bool = KEEP_FEATURES  # store every set's layer features whole before labelling (default: stream)
+    feature_dtype: str = DEFAULT_FEATURE_DTYPE  # precision of the stored k-means features
+    label_cmd: str | None = None  # job runner for the label shards, e.g. "local/run_job.sh --gpu 1" (None: here)
+    label_jobs: int | None = None  # label shards (None: nj)
     checkpoint_interval: int | None = None  # steps between resumable checkpoints (model config's default)
     valid_seconds: float | None = 240.0  # audio of the validation subset scored at each checkpoint (None: all)
     snapshot_every: int | None = None  # a snapshot every N global steps instead of the schedule's own
@@ -101,9 +106,11 @@ LabelMaker = Callable[[PretrainJob, str, PhasePlan, "Path | None", dict], Labels
 
 def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, source_checkpoint: Path | None,
                               train_config: dict) -> Labels:
-    """Labels of a phase via the targets pipeline (features -> k-means -> labels), kept by tag."""
+    """Labels of a phase via the targets pipeline (features -> k-means -> labels), kept under the
+    name of what determines them: a phase asking for labels another run already made reuses them."""
     from espnet_hubert_ae.model.hubert import frame_counter
-    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets
+    from espnet_hubert_ae.targets.jobs import job_array
+    from espnet_hubert_ae.targets.pipeline import MFCC, Layer, make_targets, target_dir
 
     if plan.layer is None:
         source = MFCC()
@@ -111,12 +118,14 @@ def make_labels_with_pipeline(job: PretrainJob, strategy: str, plan: PhasePlan, 
         # Named by the whole run, so runs of one strategy with another model or budget keep their own.
         run = run_tag(strategy, job.model, job.pretrain_steps)
         source = Layer(source_checkpoint, plan.layer, tag=phase_tag(run, plan.index - 1))
-    out_dir = Path(job.targets_root) / target_tag(strategy, plan.index, source.name, plan.k)
+    key = dict(train_set=job.train_set, portion=job.kmeans_portion, seed=job.seed, feature_dtype=job.feature_dtype)
+    out_dir = target_dir(job.targets_root, source, plan.k, expected_frames=frame_counter(train_config), **key)
     sets = {name: job.sets[name] for name in (job.train_set, job.valid_set)}
     target_set = make_targets(
-        sets=sets, train_set=job.train_set, source=source, k=plan.k, out_dir=out_dir, portion=job.kmeans_portion,
-        seed=job.seed, nj=job.nj, device="cuda" if job.ngpu > 0 else "cpu",
-        expected_frames=frame_counter(train_config), feature_root=Path(job.targets_root) / "features",
+        sets=sets, source=source, k=plan.k, out_dir=out_dir, nj=job.label_jobs or job.nj,
+        device="cuda" if job.ngpu > 0 else "cpu", frames_from=train_config,
+        feature_root=Path(job.targets_root) / "features", keep_features=job.keep_features,
+        label_jobs=job_array(job.label_cmd) if job.label_cmd else None, **key,
     )  # fmt: skip
     return Labels({s: target_set.text(s) for s in sets}, target_set.tokens, plan.k, target_set.summary,
                   target_set.cost(list(sets)))

@@ -1,21 +1,33 @@
-"""Feature dumps on disk: one float32 ``.npy`` per shard, read back without loading them whole.
+"""Feature dumps on disk: one ``.npy`` per shard (float32 or float16), read back without loading
+them whole, and the extraction plan that every reader and labeller shares.
 
-A dump of one source for one set lives in a directory::
+A dump of one source for one set (or for the k-means fit portion of a set) lives in a directory::
 
-    meta.json              source, dimension, number of shards
-    shard.<j>.npy          (frames, dim) float32, utterances of shard j one after the other
+    meta.json              source, dimension, dtype, number of shards, extraction plan
+    shard.<j>.npy          (frames, dim), utterances of shard j one after the other
     shard.<j>.cost.json    wall and CPU seconds the shard took (utils.cost), written before its index
     shard.<j>.index.tsv    <utt> <first frame> <frames>, written after its .npy: marks the shard done
     .done                  every shard is done
 
-Shards are contiguous runs of the id-sorted utterances, so a job array of ``nj`` jobs dumps one
-shard each and an interrupted dump resumes with the unfinished shards only. Readers seek into
-the files instead of memory-mapping them, so that streaming through a dump keeps memory flat.
+**The extraction plan.** A layer's features of an utterance depend, in their last bits, on the
+other utterances of its padded batch (and on the thread count). So that a dump, a fit-portion
+dump and a labelling pass that streams features without storing them compute the *same*
+features, batches are a function of the set alone (:func:`plan_batches`): length-sorted, the
+k-means fit portion's utterances batched among themselves, and never of the number of shards.
+A shard is a contiguous run of those batches (:func:`shard_batches`), so a job array of ``nj``
+jobs handles one shard each and an interrupted dump resumes with the unfinished shards only.
+
+**Storage precision.** float16 halves the disk of a dump; features are rounded to the dump's
+dtype when written, and a labelling pass that computes features live rounds them the same way
+(:func:`round_to`), so that labels do not depend on whether the features went through disk.
+Readers seek into the files instead of memory-mapping them, so that streaming through a dump
+keeps memory flat; they return float32.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -23,21 +35,95 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from espnet_hubert_ae.data.audio import read_utterance
 from espnet_hubert_ae.data.datadir import SAMPLE_RATE, Utterance
+from espnet_hubert_ae.defaults import FEATURE_DTYPE
 from espnet_hubert_ae.targets.sources import FeatureExtractor, Layer, TargetError, TargetSource
 from espnet_hubert_ae.utils.cost import Cost, CostMeter
 from espnet_hubert_ae.utils.fileio import atomic_open, atomic_write_text, done_marker
 
 logger = logging.getLogger(__name__)
 
-DTYPE = np.dtype("<f4")
+DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
+DEFAULT_FEATURE_DTYPE = FEATURE_DTYPE  # float16: half the disk, chosen by measurement (README, "Targets at scale")
 DEFAULT_BATCH_SECONDS = 100.0  # padded audio per forward pass of a layer extraction
+PLAN_VERSION = 2  # batches from plan_batches, shards from shard_batches
+
+
+def check_dtype(dtype: str) -> np.dtype:
+    if dtype not in DTYPES:
+        raise TargetError(f"feature dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    return DTYPES[dtype]
+
+
+def round_to(features: np.ndarray, dtype: str, what: str = "features") -> np.ndarray:
+    """``features`` as float32 after rounding to ``dtype`` (what a dump of that dtype stores)."""
+    if dtype == "float32":
+        return np.ascontiguousarray(features, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        rounded = np.asarray(features, dtype=np.float32).astype(DTYPES[dtype])
+    if not np.isfinite(rounded).all():
+        raise TargetError(f"{what}: values beyond the range of {dtype} (use the float32 feature dtype)")
+    return rounded.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The extraction plan
+
+
+def batch_samples_for(source: TargetSource, batch_seconds: float) -> int:
+    """Padded samples per batch: layers are batched, MFCC is computed one utterance at a time."""
+    return int(batch_seconds * SAMPLE_RATE) if isinstance(source, Layer) else 1
+
+
+def plan_batches(
+    utterances: Sequence[Utterance], batch_samples: int, first: Collection[str] = ()
+) -> list[list[Utterance]]:
+    """The batches a set's features are computed in: a function of the set alone.
+
+    Utterances in ``first`` (the k-means fit portion) come first and are batched among
+    themselves, so that a dump of the fit portion alone holds bit for bit the features that a
+    pass over the whole set computes. Within each group, utterances are sorted by length (then
+    id) and cut into batches whose padded size stays under ``batch_samples`` (one utterance
+    per batch at least).
+    """
+    chosen = set(first)
+    groups = ([u for u in utterances if u.utt_id in chosen], [u for u in utterances if u.utt_id not in chosen])
+    batches: list[list[Utterance]] = []
+    for group in groups:
+        batch: list[Utterance] = []
+        for utt in sorted(group, key=lambda u: (u.num_samples, u.utt_id.encode())):
+            if batch and utt.num_samples * (len(batch) + 1) > batch_samples:
+                batches.append(batch)
+                batch = []
+            batch.append(utt)
+        if batch:
+            batches.append(batch)
+    return batches
+
+
+def shard_batches(batches: Sequence[list[Utterance]], nj: int) -> list[list[list[Utterance]]]:
+    """``nj`` contiguous runs of ``batches`` with near-equal audio (some may be empty)."""
+    if nj < 1:
+        raise TargetError(f"the number of shards must be at least 1, not {nj}")
+    sizes = np.array([sum(u.num_samples for u in batch) for batch in batches], dtype=np.float64)
+    # A batch goes to the shard in which its first sample falls.
+    starts = np.concatenate([[0.0], np.cumsum(sizes)[:-1]]) if len(batches) else np.zeros(0)
+    owner = np.minimum((starts * nj / max(sizes.sum(), 1.0)).astype(int), nj - 1)
+    return [[batches[i] for i in np.flatnonzero(owner == j)] for j in range(nj)]
+
+
+def plan_digest(batches: Sequence[list[Utterance]]) -> str:
+    """What identifies a plan: its batches' utterances and lengths, in order."""
+    digest = hashlib.sha256()
+    for batch in batches:
+        digest.update(" ".join(f"{u.utt_id}:{u.num_samples}" for u in batch).encode() + b"\n")
+    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +138,7 @@ class _Span:
 
 
 class FeatureSet:
-    """A finished feature dump: utterance ids, frame counts, and streamed reads."""
+    """A finished feature dump: utterance ids, frame counts, and streamed reads (as float32)."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
@@ -60,10 +146,12 @@ class FeatureSet:
             raise TargetError(f"{self.directory}: no finished feature dump here (run the feature dump first)")
         self.meta = json.loads((self.directory / "meta.json").read_text())
         self.dim = int(self.meta["dim"])
+        self.dtype = self.meta.get("dtype", "float32")  # dumps written before float16 existed are float32
+        self._np_dtype = check_dtype(self.dtype)
         self.spans: dict[str, _Span] = {}
         self._data_offset: dict[int, int] = {}
         for shard in range(int(self.meta["nj"])):
-            self._data_offset[shard] = _npy_data_offset(self._shard_npy(shard))
+            self._data_offset[shard] = _npy_data_offset(self._shard_npy(shard), self._np_dtype)
             for utt, offset, frames in _read_index(self._shard_index(shard)):
                 self.spans[utt] = _Span(shard, offset, frames)
         self.utt_ids = sorted(self.spans, key=str.encode)
@@ -75,6 +163,11 @@ class FeatureSet:
     @property
     def num_frames(self) -> int:
         return sum(s.frames for s in self.spans.values())
+
+    @property
+    def num_bytes(self) -> int:
+        """Bytes of the dump's files on disk (apparent sizes)."""
+        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
 
     def frames(self, utt_id: str) -> int:
         return self.spans[utt_id].frames
@@ -96,11 +189,12 @@ class FeatureSet:
         return self.directory / f"shard.{shard}.index.tsv"
 
     def _read(self, f, shard: int, offset: int, frames: int) -> np.ndarray:
-        f.seek(self._data_offset[shard] + offset * self.dim * DTYPE.itemsize)
-        data = np.fromfile(f, dtype=DTYPE, count=frames * self.dim)
+        itemsize = self._np_dtype.itemsize
+        f.seek(self._data_offset[shard] + offset * self.dim * itemsize)
+        data = np.fromfile(f, dtype=self._np_dtype, count=frames * self.dim)
         if data.size != frames * self.dim:
             raise TargetError(f"{self._shard_npy(shard)}: truncated (remove {self.directory} and dump again)")
-        return data.reshape(frames, self.dim)
+        return data.reshape(frames, self.dim).astype(np.float32, copy=False)
 
     def read(self, utt_id: str) -> np.ndarray:
         """The ``(frames, dim)`` features of one utterance."""
@@ -119,7 +213,7 @@ class FeatureSet:
         long utterance may exceed it). Utterances adjacent on disk are read in one go.
         """
         ids = self.utt_ids if utt_ids is None else list(utt_ids)
-        chunk_frames = chunk_frames or max(1024, 32 * 2**20 // (DTYPE.itemsize * self.dim))
+        chunk_frames = chunk_frames or max(1024, 32 * 2**20 // (4 * self.dim))
         group: list[tuple[str, int]] = []
         group_frames = 0
         for utt in ids:
@@ -160,13 +254,13 @@ def _merge_adjacent(spans: list[_Span]) -> list[_Span]:
     return runs
 
 
-def _npy_data_offset(path: Path) -> int:
+def _npy_data_offset(path: Path, dtype: np.dtype) -> int:
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
-        if dtype != DTYPE or fortran or len(shape) != 2:
-            raise TargetError(f"{path}: not a (frames, dim) float32 feature file")
+        shape, fortran, found = read_header(f)
+        if found != dtype or fortran or len(shape) != 2:
+            raise TargetError(f"{path}: not a (frames, dim) {dtype.name} feature file")
         return f.tell()
 
 
@@ -178,50 +272,45 @@ def _read_index(path: Path) -> Iterator[tuple[str, int, int]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing
+# Computing
 
 
-def shard_utterances(utterances: Sequence[Utterance], nj: int) -> list[list[Utterance]]:
-    """Split id-sorted utterances into ``nj`` contiguous, near-equal shards (some may be empty)."""
-    ordered = sorted(utterances, key=lambda u: u.utt_id.encode())
-    bounds = np.linspace(0, len(ordered), nj + 1).round().astype(int)
-    return [ordered[bounds[j] : bounds[j + 1]] for j in range(nj)]
-
-
-def _batches(utts: list[Utterance], batch_samples: int) -> Iterator[list[Utterance]]:
-    """Length-sorted batches whose padded size stays under ``batch_samples``."""
-    batch: list[Utterance] = []
-    for utt in sorted(utts, key=lambda u: u.num_samples):
-        if batch and utt.num_samples * (len(batch) + 1) > batch_samples:
-            yield batch
-            batch = []
-        batch.append(utt)
-    if batch:
-        yield batch
-
-
-def _dump_shard(
-    extractor: FeatureExtractor, utts: list[Utterance], directory: Path, shard: int, batch_seconds: float
-) -> None:
+def expected_frame_counts(extractor: FeatureExtractor, utts: Sequence[Utterance]) -> dict[str, int]:
+    """Frames of each utterance's features; an utterance too short for one frame is an error."""
     expected = {u.utt_id: extractor.frame_count(u.num_samples) for u in utts}
-    offsets = np.concatenate([[0], np.cumsum([expected[u.utt_id] for u in utts])]).astype(int)
-    offset_of = {u.utt_id: int(o) for u, o in zip(utts, offsets)}
-    total, dim = int(offsets[-1]), extractor.dim
     for utt in utts:
         if expected[utt.utt_id] == 0:
             raise TargetError(f"utterance {utt.utt_id!r}: {utt.num_samples} samples is too short for one frame")
-    batch_size = 1 if not isinstance(extractor.source, Layer) else int(batch_seconds * SAMPLE_RATE)
+    return expected
+
+
+def compute_batch(extractor: FeatureExtractor, batch: list[Utterance], dtype: str) -> list[np.ndarray]:
+    """The features of one planned batch, checked, rounded to ``dtype`` (float32 arrays)."""
+    waveforms = [read_utterance(u) for u in batch]
+    out = []
+    for utt, feats in zip(batch, extractor(waveforms)):
+        _check_features(utt, feats, extractor.frame_count(utt.num_samples), extractor.dim, extractor.source)
+        out.append(round_to(feats, dtype, f"utterance {utt.utt_id!r}: {extractor.source.name} features"))
+    return out
+
+
+def _dump_shard(
+    extractor: FeatureExtractor, batches: list[list[Utterance]], directory: Path, shard: int, dtype: str
+) -> None:
+    utts = [u for batch in batches for u in batch]
+    expected = expected_frame_counts(extractor, utts)
+    offsets = np.concatenate([[0], np.cumsum([expected[u.utt_id] for u in utts])]).astype(int)
+    offset_of = {u.utt_id: int(o) for u, o in zip(utts, offsets)}
+    total, dim, np_dtype = int(offsets[-1]), extractor.dim, DTYPES[dtype]
     bar = tqdm(total=len(utts), desc=f"{directory.name} shard {shard}", unit="utt", leave=False, disable=None)
     with CostMeter() as meter, atomic_open(directory / f"shard.{shard}.npy", "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": DTYPE.str, "fortran_order": False, "shape": (total, dim)})
+        np.lib.format.write_array_header_1_0(f, {"descr": np_dtype.str, "fortran_order": False, "shape": (total, dim)})
         data_start = f.tell()
-        f.truncate(data_start + total * dim * DTYPE.itemsize)
-        for batch in _batches(utts, batch_size):
-            waveforms = [read_utterance(u) for u in batch]
-            for utt, feats in zip(batch, extractor(waveforms)):
-                _check_features(utt, feats, expected[utt.utt_id], dim, extractor.source)
-                f.seek(data_start + offset_of[utt.utt_id] * dim * DTYPE.itemsize)
-                f.write(np.ascontiguousarray(feats, dtype=DTYPE).tobytes())
+        f.truncate(data_start + total * dim * np_dtype.itemsize)
+        for batch in batches:
+            for utt, feats in zip(batch, compute_batch(extractor, batch, dtype)):
+                f.seek(data_start + offset_of[utt.utt_id] * dim * np_dtype.itemsize)
+                f.write(feats.astype(np_dtype).tobytes())
             bar.update(len(batch))
     bar.close()
     atomic_write_text(directory / f"shard.{shard}.cost.json", json.dumps(meter.cost.to_dict()) + "\n")
@@ -238,15 +327,14 @@ def _check_features(utt: Utterance, feats: np.ndarray, frames: int, dim: int, so
         raise TargetError(f"utterance {utt.utt_id!r}: {source.name} features contain NaN or infinite values")
 
 
-def _prepare_directory(directory: Path, source: TargetSource, nj: int, dim: int | None) -> None:
-    """Write meta.json, or clear a dump made by another source/checkpoint or shard count."""
-    meta = {"source": source.describe(), "nj": nj}
+def _prepare_directory(directory: Path, meta: dict, dim: int) -> None:
+    """Write meta.json, or clear a dump made by another source, shard count, dtype or plan."""
     meta_path = directory / "meta.json"
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
         if {k: old.get(k) for k in meta} == meta:
             return
-        logger.warning("%s: made by another source or shard count; dumping again", directory)
+        logger.warning("%s: made by another source, shard count, dtype or plan; dumping again", directory)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(meta_path, json.dumps({**meta, "dim": dim}, indent=1) + "\n")
@@ -267,69 +355,80 @@ def dump_features(
     device: str = "cpu",
     batch_seconds: float = DEFAULT_BATCH_SECONDS,
     extractor: FeatureExtractor | None = None,
+    dtype: str = "float32",
+    first: Collection[str] = (),
 ) -> Path:
     """Dump ``source`` features of ``utterances`` into ``directory`` as ``nj`` shards.
 
+    Batches follow :func:`plan_batches` (``first``: the utterances batched apart, ahead of the
+    others -- the k-means fit portion of a training set), shards :func:`shard_batches`.
     ``job`` (1-based, as in job arrays) dumps only that shard; otherwise every unfinished shard
     is dumped, by up to ``workers`` processes. Finished shards are skipped, so a rerun resumes.
-    The set is marked done once all shards are. ``extractor`` (of ``source``) lets several
-    sets share one loaded model. Returns ``directory``.
+    The set is marked done once all shards are; a finished dump of the same source and dtype
+    is kept whatever its shard count. ``extractor`` (of ``source``) lets several sets share
+    one loaded model. Returns ``directory``.
     """
     directory = Path(directory)
+    check_dtype(dtype)
     if not utterances:
         raise TargetError(f"{directory}: the set has no utterances")
-    if done_marker(directory).is_file() and _same_source(directory, source):
+    if done_marker(directory).is_file() and _same_features(directory, source, dtype):
         return directory  # finished, whatever its shard count
     extractor = extractor or FeatureExtractor(source, device=device)
-    _prepare_directory(directory, source, nj, extractor.dim)
-    shards = shard_utterances(utterances, nj)
+    batches = plan_batches(utterances, batch_samples_for(source, batch_seconds), first)
+    meta = {"source": source.describe(), "nj": nj, "dtype": dtype,
+            "plan": {"version": PLAN_VERSION, "digest": plan_digest(batches)}}  # fmt: skip
+    _prepare_directory(directory, meta, extractor.dim)
+    shards = shard_batches(batches, nj)
     todo = [j for j in range(nj) if (job is None or j == job - 1) and not _shard_done(directory, j)]
     if workers > 1 and len(todo) > 1:
-        _dump_in_workers(shards, todo, source, directory, workers, device, batch_seconds)
+        _dump_in_workers(shards, todo, source, directory, workers, device, dtype)
     else:
         for j in todo:
-            _dump_shard(extractor, shards[j], directory, j, batch_seconds)
+            _dump_shard(extractor, shards[j], directory, j, dtype)
     if all(_shard_done(directory, j) for j in range(nj)):
         done_marker(directory).touch()
     return directory
 
 
-def _same_source(directory: Path, source: TargetSource) -> bool:
+def _same_features(directory: Path, source: TargetSource, dtype: str) -> bool:
     meta = json.loads((directory / "meta.json").read_text())
-    return meta.get("source") == source.describe()
+    return meta.get("source") == source.describe() and meta.get("dtype", "float32") == dtype
 
 
-def _worker_dump(shard_utts, source, directory, shard, device, batch_seconds) -> None:
+def _worker_dump(shard_batches_, source, directory, shard, device, dtype) -> None:
     from espnet_hubert_ae.utils.cli import limit_threads
 
     limit_threads(1)
-    _dump_shard(FeatureExtractor(source, device=device), shard_utts, directory, shard, batch_seconds)
+    _dump_shard(FeatureExtractor(source, device=device), shard_batches_, directory, shard, dtype)
 
 
-def _dump_in_workers(shards, todo, source, directory, workers, device, batch_seconds) -> None:
+def _dump_in_workers(shards, todo, source, directory, workers, device, dtype) -> None:
     context = multiprocessing.get_context("spawn")  # no forking of a process holding torch threads
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(_worker_dump, shards[j], source, directory, j, device, batch_seconds) for j in todo
-        ]
+        futures = [pool.submit(_worker_dump, shards[j], source, directory, j, device, dtype) for j in todo]
         for future in futures:
             future.result()
 
 
-def write_feature_dump(directory: str | os.PathLike, items: Sequence[tuple[str, np.ndarray]], describe: dict) -> Path:
+def write_feature_dump(
+    directory: str | os.PathLike, items: Sequence[tuple[str, np.ndarray]], describe: dict, dtype: str = "float32"
+) -> Path:
     """Store ready-made ``(utt, features)`` as a one-shard dump (benchmarks, imported features)."""
     directory = Path(directory)
+    np_dtype = check_dtype(dtype)
     if not items:
         raise TargetError(f"{directory}: nothing to store")
     dim = int(items[0][1].shape[1])
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "meta.json", json.dumps({"source": describe, "nj": 1, "dim": dim}, indent=1) + "\n")
+    meta = {"source": describe, "nj": 1, "dim": dim, "dtype": dtype}
+    atomic_write_text(directory / "meta.json", json.dumps(meta, indent=1) + "\n")
     total = sum(len(a) for _, a in items)
     lines, offset = [], 0
     with atomic_open(directory / "shard.0.npy", "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": DTYPE.str, "fortran_order": False, "shape": (total, dim)})
+        np.lib.format.write_array_header_1_0(f, {"descr": np_dtype.str, "fortran_order": False, "shape": (total, dim)})
         for utt, array in items:
-            f.write(np.ascontiguousarray(array, dtype=DTYPE).tobytes())
+            f.write(np.ascontiguousarray(array, dtype=np_dtype).tobytes())
             lines.append(f"{utt} {offset} {len(array)}\n")
             offset += len(array)
     atomic_write_text(directory / "shard.0.index.tsv", "".join(lines))

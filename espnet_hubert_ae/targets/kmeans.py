@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -137,6 +137,11 @@ class KMeansModel:
         """Nearest centroid of each frame and its squared distance."""
         return _nearest(_index(self.centroids, device), frames)
 
+    def assigner(self, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+        """``frames -> nearest centroid ids``, with the search index built once (labelling loops)."""
+        index = _index(self.centroids, device)
+        return lambda frames: _nearest(index, frames)[0]
+
     def inertia(self, frames: Frames, device: str = "cpu") -> float:
         """Mean squared distance of ``frames`` to their nearest centroid."""
         index = _index(self.centroids, device)
@@ -172,14 +177,40 @@ def set_faiss_threads(num_threads: int | None = None) -> int:
     return n
 
 
+class _TorchFlatL2:
+    """Nearest centroids by a matrix product on a torch device (a GPU without faiss's GPU build):
+    ``|x|^2 - 2 x.c + |c|^2``, with faiss's ``search(frames, 1)`` interface."""
+
+    def __init__(self, centroids: np.ndarray, device: str):
+        import torch
+
+        self.device = torch.device(device)
+        self.centroids = torch.from_numpy(centroids).to(self.device)
+        self.norms = (self.centroids.double() ** 2).sum(1).float()
+
+    def search(self, frames: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        x = torch.from_numpy(frames).to(self.device)
+        distances = (x * x).sum(1, keepdim=True) - 2.0 * (x @ self.centroids.T) + self.norms
+        best, ids = distances.min(dim=1)
+        return best[:, None].cpu().numpy(), ids[:, None].cpu().numpy()
+
+
 def _index(centroids: np.ndarray, device: str = "cpu"):
+    """A nearest-centroid searcher: faiss on the CPU, faiss's GPU build on a GPU where it is
+    installed, else a torch matrix product on the GPU."""
     import faiss
 
     centroids = np.ascontiguousarray(centroids, dtype=np.float32)
-    index = faiss.IndexFlatL2(centroids.shape[1])
-    if device.startswith("cuda") and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+    if device.startswith("cuda"):
         gpu = int(device.split(":")[1]) if ":" in device else 0
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
+        if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+            index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, faiss.IndexFlatL2(centroids.shape[1]))
+            index.add(centroids)
+            return index
+        return _TorchFlatL2(centroids, device)
+    index = faiss.IndexFlatL2(centroids.shape[1])
     index.add(centroids)
     return index
 

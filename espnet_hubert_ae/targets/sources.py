@@ -1,7 +1,7 @@
 """What targets are clustered from: MFCC, or one layer of one pretraining checkpoint.
 
 A source knows its name (part of every artefact name -- see ``utils.naming.target_tag`` -- so
-runs that differ in layer, checkpoint or K never share a directory) and how to turn a batch of
+labels of another layer or checkpoint never share a directory) and how to turn a batch of
 utterances into feature matrices.
 """
 
@@ -93,6 +93,7 @@ class FeatureExtractor:
         self.source = source
         self.device = device
         self._model = None
+        self._frame_counter = None
 
     @property
     def model(self):
@@ -119,9 +120,11 @@ class FeatureExtractor:
     def frame_count(self, num_samples: int) -> int:
         if not isinstance(self.source, Layer):
             return mfcc_frame_count(num_samples)
-        from espnet_hubert_ae.model.hubert import frame_counter
+        if self._frame_counter is None:
+            from espnet_hubert_ae.model.hubert import frame_counter
 
-        return frame_counter(self.model)(num_samples)
+            self._frame_counter = frame_counter(self.model)
+        return self._frame_counter(num_samples)
 
     def __call__(self, waveforms: Sequence[np.ndarray]) -> Iterator[np.ndarray]:
         """Feature matrices ``(frames, dim)`` float32, one per waveform, in order."""

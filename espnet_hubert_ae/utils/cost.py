@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import sys
 import time
 
 
@@ -66,3 +67,20 @@ class CostMeter:
     def __exit__(self, *exc) -> None:
         wall = time.perf_counter() - self._wall
         self.cost = Cost(wall_s=wall, cpu_s=cpu_seconds() - self._cpu, gpu_s=wall * self.gpus)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MiB).
+
+    Linux's VmHWM is preferred to getrusage: ru_maxrss carries over the parent's peak through
+    fork and exec, so a child started by a big process would report its parent's memory.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

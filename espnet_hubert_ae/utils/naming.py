@@ -6,7 +6,8 @@
   start, so adding a run (another strategy, model or budget) never renames another's
   checkpoints; ``<run>/p1/step0`` names a model at initialisation;
 - phase tag ``<run>_p<N>``: the final model of a phase, as the source of the next targets;
-- target tag ``<strategy>_p<N>_<source>_k<K>``: a label set (source ``mfcc`` or ``L<layer>-<phase tag>``);
+- target tag ``<source>_k<K>-<digest>``: a label set (source ``mfcc`` or ``L<layer>-<phase tag>``; the
+  digest is of the other settings that determine its labels);
 - upstream tag: a file or directory name for an upstream, from its registered name (``/`` -> ``_``)
   or, for a checkpoint file, from its folder and stem.
 
@@ -69,12 +70,15 @@ def phase_tag(run: str, phase: int) -> str:
     return f"{run}_p{int(phase)}"
 
 
-def target_tag(strategy: str, phase: int, source_name: str, k: int) -> str:
-    """``<strategy>_p<N>_<source>_k<K>``: a label set, named by everything that makes it.
+def target_tag(source_name: str, k: int, settings_digest: str | None = None) -> str:
+    """``<source>_k<K>[-<digest>]``: a label set, named by what makes its labels -- its source and
+    K, and a digest of the other settings (``targets.pipeline.target_key``) -- not by who asked
+    for it, so that strategies asking for the same labels share them.
 
-    ``target_tag("progressive", 1, "mfcc", 100) == "progressive_p1_mfcc_k100"``.
+    ``target_tag("mfcc", 100, "1a2b3c4d") == "mfcc_k100-1a2b3c4d"``.
     """
-    return f"{safe_tag(strategy)}_p{int(phase)}_{source_name}_k{int(k)}"
+    tag = f"{safe_tag(source_name)}_k{int(k)}"
+    return f"{tag}-{safe_tag(settings_digest)}" if settings_digest else tag
 
 
 def upstream_tag(name_or_path: str | os.PathLike) -> str:

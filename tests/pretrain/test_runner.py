@@ -212,6 +212,27 @@ def test_a_phase_kept_with_other_snapshots_is_adopted_when_it_has_every_one_need
     assert (more / "phase1" / "phase_key.txt").read_text() == (first / "phase1" / "phase_key.txt").read_text()
 
 
+def test_first_phase_labels_are_shared_with_stage_4(tmp_path, noise_sets, capsys):
+    """A phase asks for its labels by what makes them: the first phase of ci_baseline finds the
+    directory that stage 4 names for ci_progressive (same MFCC, K, portion, seed, frame count)."""
+    from espnet_hubert_ae.bin import make_targets as cli
+    from espnet_hubert_ae.pretrain.runner import make_labels_with_pipeline
+    from espnet_hubert_ae.utils.presets import resolve_preset
+
+    config_path = resolve_preset("model", "tiny")
+    argv = ["--datadir", str(noise_sets["train"].parent), "--sets", "train", "valid", "--train_set", "train",
+            "--portion", "0.5", "--out_root", str(tmp_path / "targets"), "--frames_from", str(config_path),
+            "--strategy", "ci_progressive", "--k", "auto"]  # fmt: skip
+    assert cli.main(argv + ["--print_dir"]) == 0
+    named = Path(capsys.readouterr().out.strip())
+    job = job_for(tmp_path, noise_sets, "ci_baseline", kmeans_portion=0.5)
+    plan = load_schedule("ci_baseline").plan(4)[0]
+    config = {**yaml.safe_load(config_path.read_text()), "num_classes": plan.k}
+    labels = make_labels_with_pipeline(job, "ci_baseline", plan, None, config)
+    assert Path(labels.texts["train"]).parent.parent == named and (named / ".done").is_file()
+    assert labels.cost.cpu_s > 0
+
+
 def _adopted(run: Path, phase: int) -> str | None:
     return json.loads((run / f"phase{phase}" / "summary.json").read_text())["timing"]["adopted_from"]
 

@@ -46,7 +46,9 @@ def words(value) -> list[str]:
 
 
 def same(shell: str, python) -> bool:
-    if isinstance(python, float) and not isinstance(python, bool):
+    if isinstance(python, bool):
+        return shell == str(python).lower()
+    if isinstance(python, float):
         return float(shell) == python
     return words(shell) == words(python)
 
@@ -66,6 +68,10 @@ SHARED = {
     "max_seconds": [("espnet_hubert_ae.bin.format_data", "max_seconds")],
     "kmeans_portion": [("espnet_hubert_ae.bin.make_targets", "portion"),
                        ("espnet_hubert_ae.bin.pretrain", "kmeans_portion")],
+    "keep_features": [("espnet_hubert_ae.bin.make_targets", "keep_features"),
+                      ("espnet_hubert_ae.bin.pretrain", "keep_features")],
+    "feature_dtype": [("espnet_hubert_ae.bin.make_targets", "feature_dtype"),
+                      ("espnet_hubert_ae.bin.pretrain", "feature_dtype")],
     "budget": [("espnet_hubert_ae.bin.pretrain", "budget"), ("espnet_hubert_ae.bin.names", "budget", "run_tag")],
     "builtin_pretrain_steps": [("espnet_hubert_ae.bench.phases", "pretrain_steps")],
     "reference_strategy": [("espnet_hubert_ae.bin.analyse", "reference_strategy"),
@@ -80,7 +86,8 @@ SHARED = {
 # run.sh option -> the constant it reads (the rest of SHARED's options, and run.sh's own).
 DECLARED = {"seed": "SEED", "seeds": "SEEDS", "builtin_minutes": "BUILTIN_MINUTES",
             "pretrain_sets": "LIBRISPEECH_PRETRAIN_SPLITS", "min_seconds": "MIN_SECONDS", "max_seconds": "MAX_SECONDS",
-            "strategy": "STRATEGIES", "kmeans_portion": "KMEANS_PORTION", "budget": "BUDGET",
+            "strategy": "STRATEGIES", "kmeans_portion": "KMEANS_PORTION", "keep_features": "KEEP_FEATURES",
+            "feature_dtype": "FEATURE_DTYPE", "budget": "BUDGET",
             "builtin_pretrain_steps": "BUILTIN_PRETRAIN_STEPS", "builtin_snapshot_every": "BUILTIN_SNAPSHOT_EVERY",
             "analysis_set": "ANALYSIS_SET", "reference_strategy": "REFERENCE_STRATEGY",
             "asr_checkpoints_per_run": "ASR_CHECKPOINTS_PER_RUN", "cache_dtype": "CACHE_DTYPE",

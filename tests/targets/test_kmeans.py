@@ -61,6 +61,22 @@ def test_inertia_and_save_load(tmp_path):
     assert loaded.settings == model.settings
 
 
+def test_torch_search_finds_the_nearest_centroids():
+    """The GPU fall-back without faiss's GPU build (a torch matrix product), run here on the CPU:
+    the nearest centroids by exact distances, as faiss finds them."""
+    from espnet_hubert_ae.targets.kmeans import _TorchFlatL2
+
+    rng = np.random.default_rng(0)
+    centroids = rng.standard_normal((7, 5)).astype(np.float32)
+    frames = rng.standard_normal((300, 5)).astype(np.float32)
+    exact = ((frames[:, None, :].astype(np.float64) - centroids[None]) ** 2).sum(-1)
+    distances, ids = _TorchFlatL2(centroids, "cpu").search(frames, 1)
+    np.testing.assert_array_equal(ids[:, 0], exact.argmin(1))
+    np.testing.assert_allclose(distances[:, 0], exact.min(1), rtol=1e-4, atol=1e-4)
+    model = KMeansModel(centroids)
+    np.testing.assert_array_equal(model.assigner()(frames), exact.argmin(1))
+
+
 def test_k_larger_than_frames():
     with pytest.raises(TargetError, match="K=11 is larger than the number of frames \\(10\\) in array"):
         fit_kmeans(np.zeros((10, 3), dtype=np.float32), 11)

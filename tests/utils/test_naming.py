@@ -22,9 +22,10 @@ def test_snapshots_and_upstream_names():
 
 
 def test_target_and_phase_tags():
-    assert naming.target_tag("progressive", 1, "mfcc", 100) == "progressive_p1_mfcc_k100"
+    assert naming.target_tag("mfcc", 100, "1a2b3c4d") == "mfcc_k100-1a2b3c4d"
     source = f"L6-{naming.phase_tag('baseline_base', 1)}"
-    assert naming.target_tag("baseline", 2, source, 500) == "baseline_p2_L6-baseline_base_p1_k500"
+    assert naming.target_tag(source, 500, "9f8e7d6c") == "L6-baseline_base_p1_k500-9f8e7d6c"
+    assert naming.target_tag(source, 500) == "L6-baseline_base_p1_k500"
 
 
 @pytest.mark.parametrize("given, tag", [

@@ -27,7 +27,7 @@ def test_names_and_paths(tmp_path, monkeypatch):
 
 
 def test_errors_name_the_presets(tmp_path):
-    with pytest.raises(PresetError, match=r"unknown model 'huge'.*\(base, large, small, tiny\)"):
+    with pytest.raises(PresetError, match=r"unknown model 'huge'.*\(base, large, mel_small, mel_tiny, small, tiny\)"):
         resolve_preset("model", "huge")
     with pytest.raises(PresetError, match="asr config file not found: .*missing.yaml"):
         resolve_preset("asr", tmp_path / "missing.yaml")
