@@ -12,7 +12,7 @@ demo: setup
 	cd egs2/librilight_ae && ./demo.sh
 
 study: setup
-	cd egs2/librilight_ae && ./run.sh
+	cd egs2/librilight_ae && ./study.sh
 
 test: setup
 	.venv/bin/python -m pytest -q -m "not slow" tests

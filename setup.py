@@ -75,7 +75,7 @@ setup(
     description=__doc__,
     packages=find_packages(include=["espnet_hubert_ae", "espnet_hubert_ae.*"]),
     # The strategy presets and the model and ASR configs (the recipe's conf/ links to them).
-    package_data={"espnet_hubert_ae": ["conf/*/*.yaml"]},
+    package_data={"espnet_hubert_ae": ["conf/*/*.yaml", "conf/*/*.tsv"]},
     python_requires=">=3.11,<3.12",
     install_requires=install_requires,
     extras_require={"test": ["pytest", "pytest-timeout"]},
