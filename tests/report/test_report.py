@@ -351,6 +351,25 @@ def test_with_one_seed_no_layer_is_called_learnt(recipe):
     assert learning["vs_untrained"] == ["n/a (1 seed)"] * 3
 
 
+def test_results_md_says_first_when_one_seed_calls_nothing(recipe, repo_root):
+    assert "**One seed.**" not in render(collect(recipe), repo_root)
+    for path in (recipe / "exp" / "analysis").glob("**/results.json"):
+        result = json.loads(path.read_text())
+        result["probe"]["seeds"] = [1]
+        path.write_text(json.dumps(result))
+    # The downstream summaries still have two seeds: the spread of those tables is known.
+    assert "**One seed.**" not in render(collect(recipe), repo_root)
+    for path in (recipe / "exp").glob("*/*/**/summary.json"):
+        summary = json.loads(path.read_text())
+        if "seeds" in summary:
+            summary["seeds"] = [1]
+            path.write_text(json.dumps(summary))
+    text = render(collect(recipe), repo_root, report_dir=recipe / "exp_demo" / "report")
+    head = text.split("## ")[0]
+    assert "**One seed.**" in head and "no difference is called" in head and "`make study`" in head
+    assert "`exp_demo/report/results.json`" in head
+
+
 def test_the_probe_against_cpu_plot_draws_every_control_as_a_line(recipe, repo_root, monkeypatch):
     from matplotlib.axes import Axes
 
