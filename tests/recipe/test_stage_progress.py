@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
+import espnet_hubert_ae
 from espnet_hubert_ae.bin import stage_progress
 
 
@@ -37,3 +39,9 @@ def test_no_estimate_without_reference_times(tmp_path):
     # Stages the reference did not time are named, not guessed; quick stages set no pace.
     line = stage_progress.progress_line({1: 5.0}, [2, 3], {1: 100.0, 2: 120.0})
     assert line.endswith("about 2 min left by the reference run's stage times, stage 3 not included")
+
+
+def test_the_shipped_reference_times_every_stage():
+    """demo.sh's --progress_reference: a measured demo, every stage timed."""
+    times = stage_progress.read_stage_times(Path(espnet_hubert_ae.__file__).parent / "conf" / "stage_times" / "demo.tsv")
+    assert sorted(times) == list(range(1, 11)) and all(seconds >= 0 for seconds in times.values())
