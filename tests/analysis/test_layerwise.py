@@ -213,3 +213,12 @@ def test_layer_threads_give_faiss_their_own_thread_count(synthetic_corpus, tmp_p
     _run(synthetic_corpus, tmp_path / "b", fake_ref, mel_features(num_layers=1), metrics=("cluster_quality",),
          threads=MetricThreads(blas=2))
     assert seen and set(seen) == {2}
+
+
+def test_the_best_transformer_layer_is_the_argmax_past_layer_0():
+    from espnet_hubert_ae.analysis.layerwise import curve_summary
+
+    out = curve_summary([0.9, 0.2, 0.5, 0.3], std=[0.01, 0.02, 0.03, 0.04])
+    assert (out["best_layer"], out["best"]) == (0, 0.9)
+    assert (out["best_layer_from_1"], out["best_from_1"], out["best_from_1_std"]) == (2, 0.5, 0.03)
+    assert out["top_layer_drop"] == pytest.approx(0.6)
