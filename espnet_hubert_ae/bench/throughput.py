@@ -29,6 +29,7 @@ import argparse
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid_set", default="dev_clean")
     p.add_argument("--synthetic_minutes", type=float, default=None,
                    help="train on this much noise audio made for the run instead of --datadir")
-    p.add_argument("--workdir", type=Path, default=Path("exp/bench/throughput"))
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep the run (data, logs, checkpoints) here [a temporary folder, removed at the end]")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: OMP_NUM_THREADS)")
     return p
 
@@ -146,6 +148,14 @@ def peak_device_memory(device: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.workdir is None:
+        with tempfile.TemporaryDirectory(prefix="bench_throughput.") as tmp:
+            args.workdir = Path(tmp)
+            return measure(args)
+    return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
     from espnet_hubert_ae.utils.cli import limit_threads, setup_logging
 
     setup_logging()
