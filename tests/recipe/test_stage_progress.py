@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 import espnet_hubert_ae
 from espnet_hubert_ae.bin import stage_progress
 
@@ -41,7 +43,8 @@ def test_no_estimate_without_reference_times(tmp_path):
     assert line.endswith("about 2 min left by the reference run's stage times, stage 3 not included")
 
 
-def test_the_shipped_reference_times_every_stage():
-    """demo.sh's --progress_reference: a measured demo, every stage timed."""
-    times = stage_progress.read_stage_times(Path(espnet_hubert_ae.__file__).parent / "conf" / "stage_times" / "demo.tsv")
+@pytest.mark.parametrize("run", ["demo", "study"])
+def test_the_shipped_references_time_every_stage(run):
+    """demo.sh's and study.sh's --progress_reference: a measured run, every stage timed."""
+    times = stage_progress.read_stage_times(Path(espnet_hubert_ae.__file__).parent / "conf" / "stage_times" / f"{run}.tsv")
     assert sorted(times) == list(range(1, 11)) and all(seconds >= 0 for seconds in times.values())
