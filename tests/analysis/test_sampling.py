@@ -14,18 +14,20 @@ def _datadir(root, num_speakers, utts_per_speaker=2, seconds=2.0, *, kept=None, 
     """A data directory of silent 'audio' (never read) with one phone per 0.1 s, A, B, A, ...
 
     With ``kept`` (an utterance id), every other utterance is another one: another speaker,
-    phones C, D, E, ..., and its length from ``lengths`` (utterance id -> samples) where given.
+    phones C, D, E, ..., and its length from ``lengths`` (utterance id -> samples) where given;
+    an id of ``lengths`` past the speakers' own utterances is added to the set.
     """
+    ids = [f"s{s:02d}-u{u}" for s in range(num_speakers) for u in range(utts_per_speaker)]
+    ids += sorted(set(lengths or {}) - set(ids))
     utts, phones = [], []
-    for s in range(num_speakers):
-        for u in range(utts_per_speaker):
-            utt_id = f"s{s:02d}-u{u}"
-            other = kept is not None and utt_id != kept
-            num_samples = (lengths or {}).get(utt_id, int(seconds * 16000)) if other else int(seconds * 16000)
-            labels = "CDE" if other else "AB"
-            utts.append(Utterance(utt_id, "/nonexistent.wav", f"{'x' if other else 's'}{s:02d}", num_samples))
-            phones += [Segment(utt_id, round(0.1 * i, 3), 0.1, labels[i % len(labels)])
-                       for i in range(num_samples // 1600)]
+    for utt_id in ids:
+        s = int(utt_id[1:3])
+        other = kept is not None and utt_id != kept
+        num_samples = (lengths or {}).get(utt_id, int(seconds * 16000)) if other else int(seconds * 16000)
+        labels = "CDE" if other else "AB"
+        utts.append(Utterance(utt_id, "/nonexistent.wav", f"{'x' if other else 's'}{s:02d}", num_samples))
+        phones += [Segment(utt_id, round(0.1 * i, 3), 0.1, labels[i % len(labels)])
+                   for i in range(num_samples // 1600)]
     return write_datadir(root, utts, phones=phones)
 
 
@@ -66,16 +68,19 @@ def test_frame_sample_is_about_probe_frames_labelled_at_each_frames_centre(tmp_p
 
 
 def test_frame_sample_depends_on_the_utterance_not_on_the_others(tmp_path):
-    """Every other utterance changed -- its speaker, its phones, its length (the set's total kept,
-    so that the share of frames sampled stays) -- and an utterance keeps its frames."""
+    """Every other utterance changed -- its speaker, its phones, its length, and one more of them
+    (the set's total frame count kept, so that the share of frames sampled stays) -- and an
+    utterance keeps its frames."""
     config = AnalysisConfig(metrics=("phone_probe",), probe_frames=400)
     plan = DataPlan(_datadir(tmp_path / "d", 4), config)
-    kept = 3  # s01-u1, between the two utterances whose lengths change
-    # The first utterance 0.32 s (16 frames) shorter, the last as much longer.
-    lengths = {"s00-u0": 32000 - 5120, "s03-u1": 32000 + 5120}
+    kept = 3  # s01-u1, between the utterances whose lengths change
+    # The first utterance 0.32 s (16 frames) shorter, the last as much longer, and an utterance of
+    # 16 frames (400 + 15 x 320 samples) added while the one before it loses 16 frames.
+    lengths = {"s00-u0": 32000 - 5120, "s03-u0": 32000 - 5120, "s03-u1": 32000 + 5120, "s03-u2": 400 + 15 * 320}
     others = DataPlan(_datadir(tmp_path / "o", 4, kept="s01-u1", lengths=lengths), config)
     assert others.frame_rate == plan.frame_rate < 1  # the precondition: the same share of the frames
-    assert [u.num_samples for u in others.utterances] != [u.num_samples for u in plan.utterances]
+    assert len(others.utterances) == len(plan.utterances) + 1
+    assert [u.num_samples for u in others.utterances[:-1]] != [u.num_samples for u in plan.utterances]
     for i, (a, b) in enumerate(zip(plan.utterances, others.utterances)):
         assert a.utt_id == b.utt_id and (a == b) == (i == kept)
     frames, labels = plan.frame_sample(kept)
