@@ -15,7 +15,7 @@ from espnet_hubert_ae.pretrain.schedule import (
 )
 from espnet_hubert_ae.utils.presets import PresetError, resolve_preset
 
-PRESETS = ["baseline", "warmstart", "height", "progressive", "ci_progressive", "ci_baseline"]
+PRESETS = ["baseline", "warmstart", "height", "progressive", "progressive_mfcc", "ci_progressive", "ci_baseline"]
 
 
 def two_phases(**second) -> dict:
@@ -45,6 +45,16 @@ def test_baseline_is_hubert_base():
     assert (schedule.loss.masked, schedule.loss.unmasked, schedule.loss.feature_penalty) == (1, 0, 10)
     assert second.run_start == second.start_step  # from scratch: a new learning-rate run
     assert schedule.plan(4)[1].layer == 2  # "6/12" scales to the model's depth
+
+
+def test_progressive_mfcc_is_progressive_on_mfcc_targets():
+    """The control of progressive's layer targets differs from it in its targets only."""
+    progressive, control = load_schedule("progressive"), load_schedule("progressive_mfcc")
+    assert (control.loss, control.lr, control.total_steps) == (progressive.loss, progressive.lr, progressive.total_steps)
+    for p, c in zip(progressive.plan(12), control.plan(12), strict=True):
+        assert (c.start_step, c.steps, c.init, c.snapshot_steps) == (p.start_step, p.steps, p.init, p.snapshot_steps)
+        assert (c.layer, c.k) == (None, 100)
+    assert [p.layer for p in progressive.plan(12)] == [None, 3, 6, 9]
 
 
 def test_presets_document_their_settings():
