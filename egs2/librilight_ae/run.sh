@@ -41,7 +41,7 @@ eval_sets=           # evaluation sets, e.g. "dev_clean test_clean" (empty: each
 min_seconds=${default_min_seconds}  # utterances shorter than this are excluded from pretraining
 max_seconds=${default_max_seconds}  # utterances longer than this are excluded from pretraining
 # Pretraining
-strategy=${default_strategies}  # schedule(s): presets (baseline warmstart height progressive) or YAML paths; a list runs each
+strategy=${default_strategies}  # schedule(s): presets (baseline warmstart height progressive; progressive_mfcc, its control) or YAML paths; a list runs each
 model=               # model preset or a config YAML (empty: ${default_model_builtin} for builtin, ${default_model_librispeech} otherwise); waveform: tiny (tests), small (CPU), base, large; log-mel: mel_tiny (tests), mel_small (CPU)
 targets_dir=dump/targets  # k-means features, models and labels, named by source, K and a digest of what else makes them
 kmeans_portion=${default_kmeans_portion}  # share of the pretraining utterances k-means is fitted on (as fairseq and ESPnet fit it)

@@ -3,8 +3,9 @@
     python -m espnet_hubert_ae.bin.pretrain --strategy progressive --model tiny \\
         --datadir dump/raw --train_set train_pretrain --valid_set dev_clean --pretrain_steps 120
 
-``--strategy`` is a strategy preset (baseline, warmstart, height, progressive) or a schedule
-YAML; ``--model`` a model preset (tiny, small, base, large) or a config YAML. Presets ship with the
+``--strategy`` is a strategy preset (baseline, warmstart, height, progressive; progressive_mfcc,
+its control) or a schedule YAML; ``--model`` a model preset (tiny, small, mel_tiny, mel_small,
+base, large) or a config YAML. Presets ship with the
 package (``espnet_hubert_ae/conf/``, which the recipe's ``conf/`` links to). Outputs go to
 ``exp/pretrain/<strategy>_<model>[_<steps>]/`` (see ``espnet_hubert_ae.pretrain.runner``).
 Rerunning the same command after an interruption resumes: finished phases are skipped and the
