@@ -472,9 +472,9 @@ def write_checkpoint_list(exp_dir: Path, schedule: Schedule, plans: list[PhasePl
 
 def _check_same_plan(exp_dir: Path, schedule: Schedule, job: PretrainJob, plans: list[PhasePlan]) -> None:
     """A rerun in the same directory must run the same plan, or finished phases would not fit."""
-    record = {"strategy": schedule.name, "source": schedule.source, "model": job.model,
-              "pretrain_steps": job.pretrain_steps, "budget": job.budget, "loss": dataclasses.asdict(schedule.loss),
-              "phases": [p.to_dict() for p in plans]}  # fmt: skip
+    record = {"strategy": schedule.name, "source": schedule.source, "control_of": schedule.control_of or None,
+              "model": job.model, "pretrain_steps": job.pretrain_steps, "budget": job.budget,
+              "loss": dataclasses.asdict(schedule.loss), "phases": [p.to_dict() for p in plans]}  # fmt: skip
     path = exp_dir / "schedule.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -483,5 +483,6 @@ def _check_same_plan(exp_dir: Path, schedule: Schedule, job: PretrainJob, plans:
                 f"{exp_dir} was run with another plan for strategy '{schedule.name}' ({path}); "
                 "remove that directory or use another --pretrain_steps"
             )
-        return
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        if old == json.loads(json.dumps(record)):
+            return
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")  # the same plan: its description refreshed

@@ -29,7 +29,7 @@ import yaml
 from espnet_hubert_ae.defaults import BUDGET
 from espnet_hubert_ae.utils.presets import resolve_preset
 
-SCHEDULE_KEYS = {"name", "description", "phases", "loss", "lr"}
+SCHEDULE_KEYS = {"name", "description", "phases", "loss", "lr", "control_of"}
 PHASE_KEYS = {"steps", "targets", "k", "init", "warmup", "snapshots", "notes"}
 LOSS_KEYS = {"masked", "unmasked", "feature_penalty"}
 LR_KEYS = {"warmup", "decay", "final_ratio"}
@@ -189,6 +189,7 @@ class Schedule:
     lr: LRSchedule = LRSchedule()
     description: str = ""
     source: str = ""
+    control_of: str = ""  # the strategy whose run this one is a control of (report: run against control)
 
     @property
     def total_steps(self) -> int:
@@ -310,6 +311,7 @@ def parse_schedule(raw: Any, source: str = "<schedule>", default_name: str = "sc
         lr=lr,
         description=str(raw.get("description") or "").strip(),
         source=source,
+        control_of=str(raw.get("control_of") or ""),
     )
     return _apply_run_warmup(schedule)
 

@@ -53,6 +53,7 @@ class PretrainRun:
     phases: list[Phase]
     complete: bool
     budget: dict | None = None  # how its steps were chosen (bin.pretrain --budget), None: the schedule's own
+    control_of: str | None = None  # the strategy this run is a control of (its schedule's control_of)
 
     @property
     def steps(self) -> int:
@@ -148,6 +149,7 @@ def collect_runs(pretrain_root: Path) -> dict[str, PretrainRun]:
             name=directory.name, strategy=str(schedule.get("strategy", directory.name)),
             model=Path(str(schedule.get("model", "?"))).stem, directory=directory, phases=phases,
             complete=bool(phases) and len(phases) == planned, budget=schedule.get("budget"),
+            control_of=schedule.get("control_of"),
         )
     return runs
 

@@ -13,6 +13,11 @@ The answer for a comparison is ``yes`` when at every upper layer (the top half o
 transformer layers) the probe rose and the mel CCA fell beyond the spread, ``no`` when either
 did not, and ``not called`` when the spread is unknown (one seed, one trial).
 
+A run can have a control: a run of the same model and phase ends whose schedule names the run's
+strategy in ``control_of`` (``progressive_mfcc``: progressive's phases on MFCC targets). At the
+end of each later phase the run is compared with its control, layer by layer, with the same rule
+and answers: what the run's targets did beyond what the same training steps did anyway.
+
 results.json's ``second_iteration``, per run::
 
     {"strategy", "set", "upper_layers",
@@ -24,7 +29,12 @@ results.json's ``second_iteration``, per run::
                       "phone_probe_acc" / "phone_cca" / "mel_cca": {"diff" (later - first), "call" (per
                           layer: better / worse in the asked direction, where a lower mel CCA is
                           better; within spread; n/a (1 seed))},
-                      "more_phonetic", "less_input_like" (true, false, null), "answer"}]}
+                      "more_phonetic", "less_input_like" (true, false, null), "answer"}],
+     "against_control": [{"control", "control_strategy",
+                          "comparisons": [{"phase", "step", "checkpoint", "control_checkpoint",
+                                           "run" / "control": {measure: {"mean", "std", "n"}},
+                                           measure: {"diff" (run - control), "call"},
+                                           "more_phonetic", "less_input_like", "answer"}]}]}
 """
 
 from __future__ import annotations
@@ -122,6 +132,36 @@ def compare_phases(first: dict, later: dict, upper: Sequence[int]) -> dict:
     return out
 
 
+def control_runs(results: Results, run: PretrainRun) -> list[PretrainRun]:
+    """The runs that are controls of ``run``: their schedule names its strategy (``control_of``),
+    with the same model and the same phase ends."""
+    ends = [phase.end_step for phase in run.phases]
+    return [other for other in results.runs.values()
+            if other.control_of == run.strategy and other.name != run.name and other.model == run.model
+            and [phase.end_step for phase in other.phases] == ends]  # fmt: skip
+
+
+def against_control(results: Results, analysis: Analysis, run: PretrainRun, control: PretrainRun,
+                    upper: Sequence[int]) -> dict | None:
+    """``run`` against ``control`` at the end of each phase after the first (None when no phase end
+    of both was analysed at the same step)."""
+    ends, control_ends = (phase_end_results(results, analysis, r.name) for r in (run, control))
+    comparisons = []
+    for index in sorted(set(ends) & set(control_ends)):
+        (name, step, result), (control_name, control_step, control_result) = ends[index], control_ends[index]
+        if index == 1 or step != control_step:
+            continue
+        scores = {m: measure_scores(result, m) for m in MEASURES}
+        control_scores = {m: measure_scores(control_result, m) for m in MEASURES}
+        comparisons.append({"phase": index, "step": step, "checkpoint": name, "control_checkpoint": control_name,
+                            "run": {m: _scores_json(s) for m, s in scores.items()},
+                            "control": {m: _scores_json(s) for m, s in control_scores.items()},
+                            **compare_phases(control_scores, scores, upper)})  # fmt: skip
+    if not comparisons:
+        return None
+    return {"control": control.name, "control_strategy": control.strategy, "comparisons": comparisons}
+
+
 def run_iterations(results: Results, analysis: Analysis, run: PretrainRun) -> dict | None:
     """The second-iteration record of one run (None when it has fewer than two analysed phase ends)."""
     ends = phase_end_results(results, analysis, run.name)
@@ -140,8 +180,9 @@ def run_iterations(results: Results, analysis: Analysis, run: PretrainRun) -> di
     upper = upper_layers(len(measured[0]))
     comparisons = [{"from_phase": 1, "to_phase": index, **compare_phases(scores[1], scores[index], upper)}
                    for index in sorted(ends) if index > 1]
+    controls = [against_control(results, analysis, run, control, upper) for control in control_runs(results, run)]
     return {"strategy": run.strategy, "set": analysis.set_name, "upper_layers": upper, "phases": phases,
-            "comparisons": comparisons}
+            "comparisons": comparisons, "against_control": [c for c in controls if c is not None]}
 
 
 def iterations_json(results: Results, analysis: Analysis | None) -> dict:

@@ -353,24 +353,44 @@ def iterations_section(results: Results, analysis) -> list[str]:
         lines += _table(["phase", "ends at step", "checkpoint", "init", "its targets: PNMI corrected"], rows)
         for comparison in record["comparisons"]:
             first, later = phases[comparison["from_phase"]], phases[comparison["to_phase"]]
-            rows = []
-            for layer in range(len(first[PROBE]["mean"]) if first.get(PROBE) else 0):
-                row = [layer if layer not in upper else f"**{layer}**"]
-                for measure in MEASURE_LABELS:
-                    if measure not in comparison:
-                        row.append("-")
-                        continue
-                    a, b = first[measure], later[measure]
-                    word = _moved(measure, comparison[measure]["call"][layer])
-                    row.append(f"{_mean_std(a['mean'][layer], a['std'][layer])} → "
-                               f"{_mean_std(b['mean'][layer], b['std'][layer])} "
-                               f"({_signed(comparison[measure]['diff'][layer])}, {word})")
-                rows.append(row)
             lines += [f"End of phase {first['phase']} (step {first['step']}) → end of phase {later['phase']} "
                       f"(step {later['step']}):", ""]
-            lines += _table(["layer"] + [MEASURE_LABELS[m] for m in MEASURE_LABELS], rows)
-            lines += [_iteration_answer(run, first, later, comparison, upper), ""]
+            lines += _comparison_table(first, later, comparison, upper)
+            claim = (f"after phase {later['phase']}, {run}'s upper layers are {{not}}more phonetic and less "
+                     f"input-like than phase {first['phase']} left them")
+            lines += [_iteration_answer(claim, comparison, upper), ""]
+        for control in record.get("against_control") or []:
+            lines += [f"**{run} against its control {control['control']}** ({control['control_strategy']}: the "
+                      "same model, steps and phase ends, its own targets): the control's value → the run's, at "
+                      "the end of each later phase; what the run's targets did beyond what the same training "
+                      "did anyway.", ""]
+            for comparison in control["comparisons"]:
+                lines += [f"End of phase {comparison['phase']} (step {comparison['step']}), "
+                          f"{comparison['control_checkpoint']} → {comparison['checkpoint']}:", ""]
+                lines += _comparison_table(comparison["control"], comparison["run"], comparison, upper)
+                claim = (f"at the end of phase {comparison['phase']}, {run}'s upper layers are {{not}}more "
+                         f"phonetic and less input-like than its control's")
+                lines += [_iteration_answer(claim, comparison, upper), ""]
     return lines
+
+
+def _comparison_table(first: dict, later: dict, comparison: dict, upper: Sequence[int]) -> list[str]:
+    """Per layer and measure: ``first``'s value → ``later``'s (mean ± std), their difference and
+    its call in words (upper layers in bold)."""
+    rows = []
+    for layer in range(len(first[PROBE]["mean"]) if first.get(PROBE) else 0):
+        row = [layer if layer not in upper else f"**{layer}**"]
+        for measure in MEASURE_LABELS:
+            if measure not in comparison:
+                row.append("-")
+                continue
+            a, b = first[measure], later[measure]
+            word = _moved(measure, comparison[measure]["call"][layer])
+            row.append(f"{_mean_std(a['mean'][layer], a['std'][layer])} → "
+                       f"{_mean_std(b['mean'][layer], b['std'][layer])} "
+                       f"({_signed(comparison[measure]['diff'][layer])}, {word})")
+        rows.append(row)
+    return _table(["layer"] + [MEASURE_LABELS[m] for m in MEASURE_LABELS], rows)
 
 
 def _moved(measure: str, call: str) -> str:
@@ -380,7 +400,8 @@ def _moved(measure: str, call: str) -> str:
     return {"better": asked, "worse": other, "n/a (1 seed)": "not called"}.get(call, call)
 
 
-def _iteration_answer(run: str, first: dict, later: dict, comparison: dict, upper: Sequence[int]) -> str:
+def _iteration_answer(claim: str, comparison: dict, upper: Sequence[int]) -> str:
+    """The answer line of a comparison; ``claim`` has a ``{not}`` where a 'no' says 'not both'."""
     parts = []
     for key, measure, want in (("more_phonetic", PROBE, "more phonetic (probe)"),
                                ("less_input_like", "mel_cca", "less input-like (mel CCA)")):
@@ -392,8 +413,7 @@ def _iteration_answer(run: str, first: dict, later: dict, comparison: dict, uppe
                           f"({_moved(measure, comparison[measure]['call'][layer])})" for layer in upper)
         parts.append(f"{want}: {ANSWERS[value]} ({calls})")
     answer = comparison["answer"]
-    claim = (f"after phase {later['phase']}, {run}'s upper layers are {'not both ' if answer == 'no' else ''}"
-             f"more phonetic and less input-like than phase {first['phase']} left them")
+    claim = claim.format(**{"not": "not both " if answer == "no" else ""})
     lead = {"yes": f"Yes: {claim}", "no": f"**No**: {claim}",
             "not called": f"Not called (the spread is unknown): whether {claim}"}[answer]
     return f"{lead}. " + "; ".join(parts) + "."

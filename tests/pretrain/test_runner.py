@@ -108,6 +108,12 @@ def test_two_phases_scratch_then_warm_start(tmp_path, noise_sets, label_maker, m
     assert {name: times for name, times in after.items() if name.startswith("phase")} == \
         {name: times for name, times in before.items() if name.startswith("phase")}
     monkeypatch.undo()
+    # The same plan from a schedule that now names the strategy it is a control of: nothing is
+    # trained again, and the run's record says whose control it is (the report pairs them).
+    strategy.write_text(strategy.read_text() + "control_of: baseline\n")
+    run_schedule(job_for(tmp_path, noise_sets, strategy), make_labels=label_maker)
+    assert json.loads((exp_dir / "schedule.json").read_text())["control_of"] == "baseline"
+    assert files_of(exp_dir)["phase2/summary.json"] == before["phase2/summary.json"]
     # Another budget in the same directory is refused.
     (exp_dir / "schedule.json").write_text(json.dumps({"phases": []}))
     with pytest.raises(ValueError, match="another plan"):

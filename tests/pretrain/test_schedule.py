@@ -55,6 +55,7 @@ def test_progressive_mfcc_is_progressive_on_mfcc_targets():
         assert (c.start_step, c.steps, c.init, c.snapshot_steps) == (p.start_step, p.steps, p.init, p.snapshot_steps)
         assert (c.layer, c.k) == (None, 100)
     assert [p.layer for p in progressive.plan(12)] == [None, 3, 6, 9]
+    assert (control.control_of, progressive.control_of) == ("progressive", "")
 
 
 def test_presets_document_their_settings():

@@ -28,7 +28,17 @@ PROGRESSIVE = {  # continued: phase 2 within the spread at the top, phases 3 and
     3: ([0.50, 0.53, 0.53, 0.53, 0.52], [0.90, 0.78, 0.66, 0.66, 0.68]),
     4: ([0.50, 0.54, 0.54, 0.54, 0.53], [0.90, 0.77, 0.65, 0.64, 0.66]),
 }
-TARGET_PNMI = {"baseline": {1: 0.44, 2: 0.33}, "progressive": {1: 0.44, 2: 0.40, 3: 0.46, 4: 0.47}}
+# progressive's control (its phases on MFCC targets): the same first phase and phase 2; at the end of
+# phase 3 its top layers probe 0.03 lower and are more input-like, at the end of phase 4 they probe
+# as progressive's but stay as input-like as after phase 1.
+CONTROL = {
+    1: PROGRESSIVE[1],
+    2: PROGRESSIVE[2],
+    3: ([0.50, 0.53, 0.52, 0.50, 0.49], [0.90, 0.80, 0.70, 0.72, 0.75]),
+    4: ([0.50, 0.54, 0.54, 0.54, 0.53], [0.90, 0.80, 0.70, 0.72, 0.75]),
+}
+TARGET_PNMI = {"baseline": {1: 0.44, 2: 0.33}, "progressive": {1: 0.44, 2: 0.40, 3: 0.46, 4: 0.47},
+               "progressive_mfcc": {1: 0.44, 2: 0.44, 3: 0.44, 4: 0.44}}
 
 
 def _write(path: Path, data) -> Path:
@@ -49,10 +59,12 @@ def _result(name: str, run: str, step: int, probe: list[float], mel: list[float]
             "probe": {"seeds": seeds, "majority": {str(s): 0.1 for s in seeds}}, "details": details}
 
 
-def _make_run(recipe: Path, strategy: str, ends: dict, init: str, seeds: list[int]) -> list[dict]:
-    name = f"{strategy}_tiny_40"
+def _make_run(recipe: Path, strategy: str, ends: dict, init: str, seeds: list[int], control_of: str | None = None,
+              model: str = "tiny") -> list[dict]:
+    name = f"{strategy}_{model}_40"
     run_dir = recipe / "exp" / "pretrain" / name
-    _write(run_dir / "schedule.json", {"strategy": strategy, "model": "tiny", "phases": [{}] * len(ends)})
+    _write(run_dir / "schedule.json", {"strategy": strategy, "model": model, "control_of": control_of,
+                                       "phases": [{}] * len(ends)})
     length = 40 // len(ends)
     entries = []
     for index in ends:
@@ -77,10 +89,14 @@ def _make_run(recipe: Path, strategy: str, ends: dict, init: str, seeds: list[in
     return entries
 
 
-def _recipe(tmp_path: Path, seeds: list[int]) -> Path:
+def _recipe(tmp_path: Path, seeds: list[int], control: bool = False) -> Path:
     recipe = tmp_path / "recipe"
     entries = _make_run(recipe, "baseline", BASELINE, "scratch", seeds)
     entries += _make_run(recipe, "progressive", PROGRESSIVE, "continue", seeds)
+    if control:  # progressive's control, and one of another model that is nobody's control here
+        entries += _make_run(recipe, "progressive_mfcc", CONTROL, "continue", seeds, control_of="progressive")
+        entries += _make_run(recipe, "progressive_mfcc", CONTROL, "continue", seeds, control_of="progressive",
+                             model="small")
     _write(recipe / "exp" / "upstreams.json", {"version": 2, "upstreams": entries})
     _write(recipe / "exp" / "analysis" / "dev_clean" / "table.tsv", "checkpoint\tstrategy\tphase\tstep\tmeasure\tlayer\tvalue\n")
     return recipe
@@ -138,6 +154,37 @@ def test_restart_and_continued_runs_answered_layer_by_layer(tmp_path, repo_root)
     assert "L3 -0.030 (down)" in text and "L4 +0.050 (up)" in text  # the numbers behind the answer
     assert "0.330 (K=200, layer 2), -0.110 vs MFCC" in text
     assert "| **3** | 0.530 ± 0.005 → 0.500 ± 0.005 (-0.030, down) |" in text
+
+
+def test_a_run_is_compared_with_its_control_at_each_later_phase_end(tmp_path, repo_root):
+    results = collect(_recipe(tmp_path, seeds=[1, 2], control=True))
+    found = results_json(results, "baseline")["second_iteration"]
+    assert found["baseline_tiny_40"]["against_control"] == []  # no run names baseline
+    assert found["progressive_mfcc_tiny_40"]["against_control"] == []  # no run names the control
+    (control,) = found["progressive_tiny_40"]["against_control"]  # the same model only, not small's
+    assert (control["control"], control["control_strategy"]) == ("progressive_mfcc_tiny_40", "progressive_mfcc")
+    p2, p3, p4 = control["comparisons"]
+    assert [c["phase"] for c in (p2, p3, p4)] == [2, 3, 4] and p4["step"] == 40
+    assert p4["control_checkpoint"] == "progressive_mfcc_tiny_40/p4/step40"
+    # phase 2: the same values: nothing beyond the spread
+    assert set(p2["phone_probe_acc"]["call"]) == {"within spread"} and p2["answer"] == "no"
+    # phase 3: progressive - control at layers 3, 4: probe +0.03, +0.03 (2 x SE 0.01); mel CCA -0.06, -0.07
+    # (2 x SE 0.0163): more phonetic and less input-like than the control
+    assert p3["phone_probe_acc"]["diff"][3:] == pytest.approx([0.03, 0.03])
+    assert p3["mel_cca"]["diff"][3:] == pytest.approx([-0.06, -0.07])
+    assert (p3["more_phonetic"], p3["less_input_like"], p3["answer"]) == (True, True, "yes")
+    # phase 4: the probe equal to the control's, the mel CCA 0.08 and 0.09 lower: less input-like only
+    assert p4["phone_probe_acc"]["call"][3:] == ["within spread", "within spread"]
+    assert p4["mel_cca"]["diff"][3:] == pytest.approx([-0.08, -0.09]) and p4["mel_cca"]["call"][3:] == ["better"] * 2
+    assert (p4["more_phonetic"], p4["less_input_like"], p4["answer"]) == (False, True, "no")
+    assert p4["control"]["mel_cca"]["mean"][4] == 0.75 and p4["run"]["mel_cca"]["mean"][4] == 0.66
+
+    text = render(results, repo_root)
+    assert "**progressive_tiny_40 against its control progressive_mfcc_tiny_40**" in text
+    assert "Yes: at the end of phase 3, progressive_tiny_40's upper layers are more phonetic and less input-like" in text
+    assert "**No**: at the end of phase 4, progressive_tiny_40's upper layers are not both more phonetic" in text
+    assert "0.750 ± 0.010 → 0.660 ± 0.010 (-0.090, down)" in text
+    assert "progressive_small_40" not in text and "against its control progressive_mfcc_small_40" not in text
 
 
 def test_with_one_seed_nothing_is_called(tmp_path, repo_root):
