@@ -475,14 +475,15 @@ def _check_same_plan(exp_dir: Path, schedule: Schedule, job: PretrainJob, plans:
     record = {"strategy": schedule.name, "source": schedule.source, "control_of": schedule.control_of or None,
               "model": job.model, "pretrain_steps": job.pretrain_steps, "budget": job.budget,
               "loss": dataclasses.asdict(schedule.loss), "phases": [p.to_dict() for p in plans]}  # fmt: skip
+    record = json.loads(json.dumps(record))  # as it reads back (tuples as lists)
     path = exp_dir / "schedule.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old.get("phases") != json.loads(json.dumps(record["phases"])):
+        if old.get("phases") != record["phases"]:
             raise ScheduleError(
                 f"{exp_dir} was run with another plan for strategy '{schedule.name}' ({path}); "
                 "remove that directory or use another --pretrain_steps"
             )
-        if old == json.loads(json.dumps(record)):
+        if old == record:
             return
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")  # the same plan: its description refreshed

@@ -141,22 +141,22 @@ def control_runs(results: Results, run: PretrainRun) -> list[PretrainRun]:
             and [phase.end_step for phase in other.phases] == ends]  # fmt: skip
 
 
-def against_control(results: Results, analysis: Analysis, run: PretrainRun, control: PretrainRun,
+def against_control(results: Results, analysis: Analysis, ends: dict, scores: dict, control: PretrainRun,
                     upper: Sequence[int]) -> dict | None:
-    """``run`` against ``control`` at the end of each phase after the first (None when no phase end
-    of both was analysed at the same step)."""
-    ends, control_ends = (phase_end_results(results, analysis, r.name) for r in (run, control))
+    """A run against ``control`` at the end of each phase after the first, from the run's phase ends
+    and their scores (:func:`run_iterations`'s); None when no phase end of both was analysed at the
+    same step."""
+    control_ends = phase_end_results(results, analysis, control.name)
     comparisons = []
     for index in sorted(set(ends) & set(control_ends)):
-        (name, step, result), (control_name, control_step, control_result) = ends[index], control_ends[index]
+        (name, step, _), (control_name, control_step, control_result) = ends[index], control_ends[index]
         if index == 1 or step != control_step:
             continue
-        scores = {m: measure_scores(result, m) for m in MEASURES}
         control_scores = {m: measure_scores(control_result, m) for m in MEASURES}
         comparisons.append({"phase": index, "step": step, "checkpoint": name, "control_checkpoint": control_name,
-                            "run": {m: _scores_json(s) for m, s in scores.items()},
+                            "run": {m: _scores_json(s) for m, s in scores[index].items()},
                             "control": {m: _scores_json(s) for m, s in control_scores.items()},
-                            **compare_phases(control_scores, scores, upper)})  # fmt: skip
+                            **compare_phases(control_scores, scores[index], upper)})  # fmt: skip
     if not comparisons:
         return None
     return {"control": control.name, "control_strategy": control.strategy, "comparisons": comparisons}
@@ -180,7 +180,8 @@ def run_iterations(results: Results, analysis: Analysis, run: PretrainRun) -> di
     upper = upper_layers(len(measured[0]))
     comparisons = [{"from_phase": 1, "to_phase": index, **compare_phases(scores[1], scores[index], upper)}
                    for index in sorted(ends) if index > 1]
-    controls = [against_control(results, analysis, run, control, upper) for control in control_runs(results, run)]
+    controls = [against_control(results, analysis, ends, scores, control, upper)
+                for control in control_runs(results, run)]
     return {"strategy": run.strategy, "set": analysis.set_name, "upper_layers": upper, "phases": phases,
             "comparisons": comparisons, "against_control": [c for c in controls if c is not None]}
 

@@ -356,9 +356,8 @@ def iterations_section(results: Results, analysis) -> list[str]:
             lines += [f"End of phase {first['phase']} (step {first['step']}) → end of phase {later['phase']} "
                       f"(step {later['step']}):", ""]
             lines += _comparison_table(first, later, comparison, upper)
-            claim = (f"after phase {later['phase']}, {run}'s upper layers are {{not}}more phonetic and less "
-                     f"input-like than phase {first['phase']} left them")
-            lines += [_iteration_answer(claim, comparison, upper), ""]
+            lines += [_iteration_answer(f"after phase {later['phase']}, {run}'s upper layers",
+                                        f"phase {first['phase']} left them", comparison, upper), ""]
         for control in record.get("against_control") or []:
             lines += [f"**{run} against its control {control['control']}** ({control['control_strategy']}: the "
                       "same model, steps and phase ends, its own targets): the control's value → the run's, at "
@@ -368,9 +367,8 @@ def iterations_section(results: Results, analysis) -> list[str]:
                 lines += [f"End of phase {comparison['phase']} (step {comparison['step']}), "
                           f"{comparison['control_checkpoint']} → {comparison['checkpoint']}:", ""]
                 lines += _comparison_table(comparison["control"], comparison["run"], comparison, upper)
-                claim = (f"at the end of phase {comparison['phase']}, {run}'s upper layers are {{not}}more "
-                         f"phonetic and less input-like than its control's")
-                lines += [_iteration_answer(claim, comparison, upper), ""]
+                lines += [_iteration_answer(f"at the end of phase {comparison['phase']}, {run}'s upper layers",
+                                            "its control's", comparison, upper), ""]
     return lines
 
 
@@ -400,8 +398,9 @@ def _moved(measure: str, call: str) -> str:
     return {"better": asked, "worse": other, "n/a (1 seed)": "not called"}.get(call, call)
 
 
-def _iteration_answer(claim: str, comparison: dict, upper: Sequence[int]) -> str:
-    """The answer line of a comparison; ``claim`` has a ``{not}`` where a 'no' says 'not both'."""
+def _iteration_answer(subject: str, than: str, comparison: dict, upper: Sequence[int]) -> str:
+    """The answer line of a comparison: whether ``subject`` are more phonetic and less input-like
+    than ``than``, and the calls behind it."""
     parts = []
     for key, measure, want in (("more_phonetic", PROBE, "more phonetic (probe)"),
                                ("less_input_like", "mel_cca", "less input-like (mel CCA)")):
@@ -413,7 +412,7 @@ def _iteration_answer(claim: str, comparison: dict, upper: Sequence[int]) -> str
                           f"({_moved(measure, comparison[measure]['call'][layer])})" for layer in upper)
         parts.append(f"{want}: {ANSWERS[value]} ({calls})")
     answer = comparison["answer"]
-    claim = claim.format(**{"not": "not both " if answer == "no" else ""})
+    claim = f"{subject} are {'not both ' if answer == 'no' else ''}more phonetic and less input-like than {than}"
     lead = {"yes": f"Yes: {claim}", "no": f"**No**: {claim}",
             "not called": f"Not called (the spread is unknown): whether {claim}"}[answer]
     return f"{lead}. " + "; ".join(parts) + "."
